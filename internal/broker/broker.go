@@ -1,7 +1,16 @@
 package broker
 
 import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/wharfmq/wharf/internal/storage"
@@ -15,6 +24,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// FS is the filesystem under every log; nil means the real one.
+	FS storage.FS
 	// LogDefaults are the settings of a new topic's partition logs before
 	// its own configs are applied.
 	LogDefaults storage.LogConfig
@@ -23,11 +34,454 @@ type Options struct {
 	RetentionCheckInterval time.Duration
 }
 
-// Broker is the protocol-neutral core. (Work in progress: skeleton.)
-type Broker struct{}
+// Broker is the protocol-neutral core: it owns the metadata state machine
+// and the partition logs. Lock order: mu (metadata changes) before
+// topicsMu (the materialised registry).
+type Broker struct {
+	opts   Options
+	logger *slog.Logger
+	lock   *dirLock
+	cmds   commandLog
 
-// Open opens or creates the broker state in opts.DataDir.
-func Open(opts Options) (*Broker, error) { return &Broker{}, nil }
+	mu     sync.Mutex // serialises metadata changes and guards state
+	state  *State
+	closed bool
 
-// Close stops background work and fsyncs and closes every log.
-func (b *Broker) Close() error { return nil }
+	topicsMu sync.RWMutex
+	topics   map[string]*Topic
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// Topic is a materialised topic: its identity and open partitions.
+type Topic struct {
+	Name       string
+	ID         TopicID
+	Partitions []*Partition
+}
+
+// TopicInfo describes a topic for callers.
+type TopicInfo struct {
+	Name       string
+	ID         TopicID
+	Partitions int32
+	Configs    []ConfigEntry
+}
+
+// Open opens or creates the broker state in opts.DataDir: it takes the data
+// directory's lock, replays the metadata log and opens every partition log,
+// recovering each.
+func Open(opts Options) (*Broker, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.FS == nil {
+		opts.FS = storage.OSFS{}
+	}
+	if opts.RetentionCheckInterval <= 0 {
+		opts.RetentionCheckInterval = 5 * time.Minute
+	}
+	if opts.LogDefaults == (storage.LogConfig{}) {
+		opts.LogDefaults = storage.DefaultLogConfig()
+	}
+	if err := opts.LogDefaults.Validate(); err != nil {
+		return nil, fmt.Errorf("log defaults: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Join(opts.DataDir, "topics"), 0o755); err != nil {
+		return nil, fmt.Errorf("creating data dir: %w", err)
+	}
+	lock, err := lockDir(opts.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	b := &Broker{opts: opts, logger: opts.Logger, lock: lock, state: NewState(), topics: map[string]*Topic{}, stop: make(chan struct{})}
+	if err := b.load(); err != nil {
+		b.closeAll()
+		return nil, err
+	}
+	b.wg.Add(1)
+	go b.janitor()
+	return b, nil
+}
+
+func (b *Broker) storageOptions() storage.Options {
+	return storage.Options{FS: b.opts.FS, Now: b.opts.Now, Logger: b.logger}
+}
+
+func (b *Broker) load() error {
+	cmds, err := openLocalCommandLog(filepath.Join(b.opts.DataDir, "meta"), b.storageOptions())
+	if err != nil {
+		return err
+	}
+	b.cmds = cmds
+	var n int
+	if err := cmds.Replay(func(c Command) {
+		n++
+		if err := b.state.Apply(c); err != nil {
+			b.logger.Debug("replayed command was a no-op", "command", c.kind(), "err", err)
+		}
+	}); err != nil {
+		return err
+	}
+	for _, ts := range b.state.Topics() {
+		if err := b.materialise(ts); err != nil {
+			return err
+		}
+	}
+	b.removeStrayPartitions()
+	b.logger.Info("broker state loaded", "data_dir", b.opts.DataDir, "commands", n, "topics", len(b.topics))
+	return nil
+}
+
+// removeStrayPartitions deletes partition directories that belong to no
+// topic: what remains when a deletion was interrupted.
+func (b *Broker) removeStrayPartitions() {
+	dir := filepath.Join(b.opts.DataDir, "topics")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		b.logger.Warn("listing partitions", "err", err)
+		return
+	}
+	b.topicsMu.RLock()
+	known := map[string]bool{}
+	for _, t := range b.topics {
+		for _, p := range t.Partitions {
+			known[filepath.Base(p.log.Dir())] = true
+		}
+	}
+	b.topicsMu.RUnlock()
+	for _, e := range entries {
+		if !known[e.Name()] {
+			b.logger.Warn("removing the data of a deleted topic", "dir", e.Name())
+			if err := b.opts.FS.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+				b.logger.Warn("removing stray partition", "dir", e.Name(), "err", err)
+			}
+		}
+	}
+}
+
+func (b *Broker) partitionDir(topic string, index int32) string {
+	return filepath.Join(b.opts.DataDir, "topics", topic+"-"+strconv.Itoa(int(index)))
+}
+
+// materialise opens the partition logs a topic's state calls for and that
+// are not open yet. Callers hold b.mu or own the broker exclusively.
+func (b *Broker) materialise(ts TopicState) error {
+	cfg, err := topicLogConfig(b.opts.LogDefaults, ts.Configs)
+	if err != nil {
+		b.logger.Warn("topic has an invalid stored config; using defaults", "topic", ts.Name, "err", err)
+		cfg = b.opts.LogDefaults
+	}
+	b.topicsMu.RLock()
+	t := b.topics[ts.Name]
+	b.topicsMu.RUnlock()
+	var parts []*Partition
+	if t != nil {
+		parts = t.Partitions
+	}
+	for i := int32(len(parts)); i < ts.Partitions; i++ {
+		dir := b.partitionDir(ts.Name, i)
+		if err := claimPartitionDir(b.opts.FS, dir, ts.ID); err != nil {
+			return err
+		}
+		l, err := storage.Open(dir, cfg, b.storageOptions())
+		if err != nil {
+			return fmt.Errorf("opening partition %s-%d: %w", ts.Name, i, err)
+		}
+		parts = append(parts, &Partition{Topic: ts.Name, TopicID: ts.ID, Index: i, log: l})
+		// Publish each partition as soon as it is open so a failure part
+		// way leaves the opened ones closable.
+		b.topicsMu.Lock()
+		b.topics[ts.Name] = &Topic{Name: ts.Name, ID: ts.ID, Partitions: parts[:len(parts):len(parts)]}
+		b.topicsMu.Unlock()
+	}
+	return nil
+}
+
+// claimPartitionDir makes dir belong to topic id, removing the data of an
+// earlier topic of the same name if a deletion left it behind.
+func claimPartitionDir(fs storage.FS, dir string, id TopicID) error {
+	marker := filepath.Join(dir, "partition.metadata")
+	want := "topic_id: " + id.String() + "\n"
+	if got, err := fs.ReadFile(marker); err == nil {
+		if string(got) == want {
+			return nil
+		}
+		if err := fs.RemoveAll(dir); err != nil {
+			return fmt.Errorf("removing stale partition data in %s: %w", dir, err)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("reading %s: %w", marker, err)
+	}
+	if err := fs.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("creating %s: %w", dir, err)
+	}
+	f, err := fs.OpenFile(marker, os.O_CREATE|os.O_TRUNC|os.O_RDWR, 0o644)
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", marker, err)
+	}
+	_, werr := f.WriteAt([]byte(want), 0)
+	if werr == nil {
+		werr = f.Sync()
+	}
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		return fmt.Errorf("writing %s: %w", marker, werr)
+	}
+	return fs.SyncDir(filepath.Dir(dir))
+}
+
+// commit makes a command durable and applies it. Callers hold b.mu and have
+// validated c against the state.
+func (b *Broker) commit(ctx context.Context, c Command) error {
+	if b.closed {
+		return ErrClosed
+	}
+	if err := b.cmds.Append(ctx, c); err != nil {
+		return err
+	}
+	if err := b.state.Apply(c); err != nil {
+		return fmt.Errorf("applying %s: %w", c.kind(), err)
+	}
+	b.logger.Info("metadata changed", "command", c.kind())
+	return nil
+}
+
+// ValidateTopicName checks Kafka's rules: 1 to 249 characters of
+// [a-zA-Z0-9._-], and not "." or "..".
+func ValidateTopicName(name string) error {
+	if name == "" || name == "." || name == ".." || len(name) > 249 {
+		return fmt.Errorf("%w: %q must be 1 to 249 characters and not \".\" or \"..\"", ErrInvalidTopic, name)
+	}
+	if i := strings.IndexFunc(name, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-')
+	}); i >= 0 {
+		return fmt.Errorf("%w: %q has %q; only ASCII letters, digits, '.', '_' and '-' are allowed", ErrInvalidTopic, name, name[i])
+	}
+	return nil
+}
+
+// CreateTopic creates a topic with the given partition count and explicit
+// configs, durably, and opens its partitions.
+func (b *Broker) CreateTopic(ctx context.Context, name string, partitions int32, configs map[string]string) (TopicInfo, error) {
+	if err := ValidateTopicName(name); err != nil {
+		return TopicInfo{}, err
+	}
+	if partitions < 1 || partitions > 1<<20 {
+		return TopicInfo{}, fmt.Errorf("%w: %d (want 1 to %d)", ErrInvalidPartitions, partitions, 1<<20)
+	}
+	if _, err := topicLogConfig(b.opts.LogDefaults, configs); err != nil {
+		return TopicInfo{}, err
+	}
+	var id TopicID
+	if _, err := rand.Read(id[:]); err != nil {
+		return TopicInfo{}, fmt.Errorf("making a topic id: %w", err)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.state.Topic(name); ok {
+		return TopicInfo{}, fmt.Errorf("%w: %q", ErrTopicExists, name)
+	}
+	if err := b.commit(ctx, Command{CreateTopic: &CreateTopic{Name: name, ID: id, Partitions: partitions, Configs: configs}}); err != nil {
+		return TopicInfo{}, err
+	}
+	ts, _ := b.state.Topic(name)
+	if err := b.materialise(ts); err != nil {
+		return TopicInfo{}, err
+	}
+	return b.info(ts), nil
+}
+
+// DeleteTopic deletes a topic and all of its data.
+func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	ts, ok := b.state.Topic(name)
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrUnknownTopic, name)
+	}
+	if err := b.commit(ctx, Command{DeleteTopic: &DeleteTopic{Name: name, ID: ts.ID}}); err != nil {
+		return err
+	}
+	b.topicsMu.Lock()
+	t := b.topics[name]
+	delete(b.topics, name)
+	b.topicsMu.Unlock()
+	var errs []error
+	if t != nil {
+		for _, p := range t.Partitions {
+			if err := p.log.Delete(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// SetTopicConfig replaces a topic's explicit configs (Kafka's AlterConfigs);
+// callers that change single keys merge them first.
+func (b *Broker) SetTopicConfig(ctx context.Context, name string, configs map[string]string) error {
+	cfg, err := topicLogConfig(b.opts.LogDefaults, configs)
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.state.Topic(name); !ok {
+		return fmt.Errorf("%w: %q", ErrUnknownTopic, name)
+	}
+	if err := b.commit(ctx, Command{SetTopicConfig: &SetTopicConfig{Name: name, Configs: configs}}); err != nil {
+		return err
+	}
+	b.topicsMu.RLock()
+	t := b.topics[name]
+	b.topicsMu.RUnlock()
+	for _, p := range t.Partitions {
+		if err := p.log.SetConfig(cfg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CreatePartitions grows a topic to total partitions.
+func (b *Broker) CreatePartitions(ctx context.Context, name string, total int32) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	ts, ok := b.state.Topic(name)
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrUnknownTopic, name)
+	}
+	if total <= ts.Partitions || total > 1<<20 {
+		return fmt.Errorf("%w: topic %q has %d partitions; the new count must be larger and at most %d, not %d",
+			ErrInvalidPartitions, name, ts.Partitions, 1<<20, total)
+	}
+	if err := b.commit(ctx, Command{CreatePartitions: &CreatePartitions{Name: name, Total: total}}); err != nil {
+		return err
+	}
+	ts, _ = b.state.Topic(name)
+	return b.materialise(ts)
+}
+
+func (b *Broker) info(ts TopicState) TopicInfo {
+	return TopicInfo{Name: ts.Name, ID: ts.ID, Partitions: ts.Partitions, Configs: describeTopicConfig(b.opts.LogDefaults, ts.Configs)}
+}
+
+// Topic describes one topic.
+func (b *Broker) Topic(name string) (TopicInfo, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	ts, ok := b.state.Topic(name)
+	if !ok {
+		return TopicInfo{}, false
+	}
+	return b.info(ts), true
+}
+
+// Topics describes every topic, sorted by name.
+func (b *Broker) Topics() []TopicInfo {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	all := b.state.Topics()
+	out := make([]TopicInfo, len(all))
+	for i, ts := range all {
+		out[i] = b.info(ts)
+	}
+	return out
+}
+
+// Partition returns an open partition.
+func (b *Broker) Partition(topic string, index int32) (*Partition, error) {
+	b.topicsMu.RLock()
+	defer b.topicsMu.RUnlock()
+	t, ok := b.topics[topic]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownTopic, topic)
+	}
+	if index < 0 || int(index) >= len(t.Partitions) {
+		return nil, fmt.Errorf("%w: %s-%d", ErrUnknownPartition, topic, index)
+	}
+	return t.Partitions[index], nil
+}
+
+// janitor enforces retention and segment age on every partition.
+func (b *Broker) janitor() {
+	defer b.wg.Done()
+	t := time.NewTicker(b.opts.RetentionCheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-t.C:
+			b.ApplyRetention()
+		}
+	}
+}
+
+// ApplyRetention runs one retention pass over every partition now. The
+// janitor calls it periodically.
+func (b *Broker) ApplyRetention() {
+	now := b.opts.Now()
+	b.topicsMu.RLock()
+	var parts []*Partition
+	for _, t := range b.topics {
+		parts = append(parts, t.Partitions...)
+	}
+	b.topicsMu.RUnlock()
+	for _, p := range parts {
+		n, err := p.log.ApplyRetention(now)
+		if err != nil && !errors.Is(err, storage.ErrClosed) {
+			b.logger.Warn("retention", "topic", p.Topic, "partition", p.Index, "err", err)
+		}
+		if n > 0 {
+			b.logger.Debug("retention deleted segments", "topic", p.Topic, "partition", p.Index, "segments", n)
+		}
+	}
+}
+
+// Close stops background work, then fsyncs and closes every log. It is safe
+// to call more than once.
+func (b *Broker) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	b.mu.Unlock()
+	close(b.stop)
+	b.wg.Wait()
+	return b.closeAll()
+}
+
+func (b *Broker) closeAll() error {
+	var errs []error
+	b.topicsMu.Lock()
+	for _, t := range b.topics {
+		for _, p := range t.Partitions {
+			if err := p.log.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("closing %s-%d: %w", p.Topic, p.Index, err))
+			}
+		}
+	}
+	b.topics = map[string]*Topic{}
+	b.topicsMu.Unlock()
+	if b.cmds != nil {
+		if err := b.cmds.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if b.lock != nil {
+		if err := b.lock.release(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
