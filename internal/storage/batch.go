@@ -26,7 +26,9 @@ func (b Batch) NextOffset() int64 { return b.LastOffset() + 1 }
 func (b Batch) LastOffsetDelta() int32 { return int32(binary.BigEndian.Uint32(b[offLastOffsetDelta:])) }
 
 // Size is the batch's total length in bytes.
-func (b Batch) Size() int { return batchLogOverhead + int(int32(binary.BigEndian.Uint32(b[offBatchLength:]))) }
+func (b Batch) Size() int {
+	return batchLogOverhead + int(int32(binary.BigEndian.Uint32(b[offBatchLength:])))
+}
 
 // Magic is the format version; always 2 for stored batches.
 func (b Batch) Magic() int8 { return int8(b[offMagic]) }

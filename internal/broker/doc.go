@@ -1,0 +1,37 @@
+// Package broker is Wharf's protocol-neutral core. Protocol adapters (Kafka,
+// AMQP, the HTTP gateway) call it; it never calls them, and only it touches
+// the storage engine.
+//
+// It owns the metadata state machine (State) and the partition logs.
+//
+// # Metadata as commands
+//
+// Every metadata change (create or delete a topic, change its configs, add
+// partitions) is a Command. The broker validates the command against the
+// current State, appends it to the command log, and only then applies it to
+// the State and materialises the effect (opening or deleting partition
+// logs). On start the command log is replayed from the beginning, so the
+// State after a restart is exactly the State before it. Apply is
+// deterministic and decides nothing random or time-dependent; topic ids are
+// chosen before the command is made. On one node the command log is a local
+// storage log under <data-dir>/meta; a Raft log will take its place behind
+// the commandLog interface.
+//
+// # Invariants
+//
+//   - A command is durable before its effect exists: a topic's partition
+//     directories are created after its CreateTopic command is fsynced and
+//     removed after its DeleteTopic command is. A partition directory that
+//     belongs to no topic on start is the remains of an interrupted deletion
+//     and is removed.
+//   - Each partition directory names the topic id it belongs to
+//     (partition.metadata); data of an earlier topic of the same name is
+//     never served to a new one.
+//   - One broker process per data directory (an exclusive lock on
+//     <data-dir>/.lock).
+//
+// # Lock order
+//
+// Broker.mu (metadata changes, State) before Broker.topicsMu (the open
+// partitions). Partition operations take neither.
+package broker

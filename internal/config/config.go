@@ -1,0 +1,95 @@
+package config
+
+import (
+	"time"
+
+	"github.com/wharfmq/wharf/internal/storage"
+)
+
+// Config is the complete configuration of a Wharf process. The yaml tags are
+// the keys accepted in a configuration file.
+type Config struct {
+	// DataDir holds every log and the broker's metadata.
+	DataDir string `yaml:"data_dir"`
+	// KafkaListen, AMQPListen and HTTPListen are host:port addresses; an
+	// empty string disables that listener. Port 0 picks a free port.
+	KafkaListen string `yaml:"kafka_listen"`
+	AMQPListen  string `yaml:"amqp_listen"`
+	HTTPListen  string `yaml:"http_listen"`
+	// LogLevel is one of debug, info, warn or error.
+	LogLevel string `yaml:"log_level"`
+	// LogFormat is text or json.
+	LogFormat string `yaml:"log_format"`
+	// ShutdownTimeout bounds how long listeners may take to drain on
+	// shutdown.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// Storage holds the defaults for new logs.
+	Storage StorageConfig `yaml:"storage"`
+}
+
+// StorageConfig holds the settings every new log starts from.
+type StorageConfig struct {
+	// Fsync is always, interval or never; see storage.FsyncPolicy.
+	Fsync         string        `yaml:"fsync"`
+	FsyncInterval time.Duration `yaml:"fsync_interval"`
+	// SegmentBytes and SegmentTime roll the active segment by size and age.
+	SegmentBytes int64         `yaml:"segment_bytes"`
+	SegmentTime  time.Duration `yaml:"segment_time"`
+	// RetentionTime and RetentionBytes delete old segments by age and total
+	// size; zero or negative keeps data forever.
+	RetentionTime  time.Duration `yaml:"retention_time"`
+	RetentionBytes int64         `yaml:"retention_bytes"`
+	// MaxMessageBytes is the largest batch a log accepts.
+	MaxMessageBytes int `yaml:"max_message_bytes"`
+	// IndexIntervalBytes is the spacing of sparse index entries.
+	IndexIntervalBytes int `yaml:"index_interval_bytes"`
+	// RetentionCheckInterval is how often retention and segment age are
+	// enforced.
+	RetentionCheckInterval time.Duration `yaml:"retention_check_interval"`
+}
+
+// Default returns the configuration used when nothing else is given. Its
+// storage settings are storage.DefaultLogConfig's.
+func Default() Config {
+	lc := storage.DefaultLogConfig()
+	return Config{
+		DataDir:         "./wharf-data",
+		KafkaListen:     "127.0.0.1:9092",
+		AMQPListen:      "127.0.0.1:5672",
+		HTTPListen:      "127.0.0.1:8080",
+		LogLevel:        "info",
+		LogFormat:       "text",
+		ShutdownTimeout: 10 * time.Second,
+		Storage: StorageConfig{
+			Fsync:                  lc.Fsync.String(),
+			FsyncInterval:          lc.FsyncInterval,
+			SegmentBytes:           lc.SegmentBytes,
+			SegmentTime:            lc.SegmentAge,
+			RetentionTime:          lc.RetentionAge,
+			RetentionBytes:         lc.RetentionBytes,
+			MaxMessageBytes:        lc.MaxBatchBytes,
+			IndexIntervalBytes:     lc.IndexIntervalBytes,
+			RetentionCheckInterval: 5 * time.Minute,
+		},
+	}
+}
+
+// LogConfig maps the storage settings onto the storage engine's LogConfig.
+// Settings Config does not expose keep storage.DefaultLogConfig's values. It
+// fails only if the fsync policy is unknown; call Validate for a full check.
+func (c Config) LogConfig() (storage.LogConfig, error) {
+	lc := storage.DefaultLogConfig()
+	policy, err := storage.ParseFsyncPolicy(c.Storage.Fsync)
+	if err != nil {
+		return storage.LogConfig{}, fieldError("storage.fsync", err)
+	}
+	lc.Fsync = policy
+	lc.FsyncInterval = c.Storage.FsyncInterval
+	lc.SegmentBytes = c.Storage.SegmentBytes
+	lc.SegmentAge = c.Storage.SegmentTime
+	lc.RetentionAge = c.Storage.RetentionTime
+	lc.RetentionBytes = c.Storage.RetentionBytes
+	lc.MaxBatchBytes = c.Storage.MaxMessageBytes
+	lc.IndexIntervalBytes = c.Storage.IndexIntervalBytes
+	return lc, nil
+}

@@ -1,0 +1,111 @@
+package config
+
+import "strings"
+
+// EnvPrefix starts the name of every environment variable Wharf reads.
+const EnvPrefix = "WHARF_"
+
+// Setting describes one configuration setting: how it is named on the
+// command line, in the environment and in a YAML file, its default and what
+// it means.
+type Setting struct {
+	// Name is a short human-readable name.
+	Name string
+	// Flag is the command-line flag, without the leading dashes.
+	Flag string
+	// Env is the environment variable: EnvPrefix followed by Flag in upper
+	// case with dashes turned into underscores.
+	Env string
+	// YAMLKey is the key in a configuration file; a dot separates a section
+	// from the key inside it.
+	YAMLKey string
+	// Default is Default()'s value, as text.
+	Default string
+	// Help says what the setting means.
+	Help string
+
+	// field returns the setting's field in c, as text.
+	field func(c *Config) value
+}
+
+// Settings returns every setting in documentation order. Each call returns a
+// new slice.
+func Settings() []Setting {
+	list := []Setting{
+		setting("Data directory", "data-dir", "data_dir",
+			"Directory holding every log and the broker's metadata.",
+			func(c *Config) value { return stringValue{&c.DataDir} }),
+		setting("Kafka listener", "kafka-listen", "kafka_listen",
+			"Kafka protocol address, host:port; empty disables it.",
+			func(c *Config) value { return stringValue{&c.KafkaListen} }),
+		setting("AMQP listener", "amqp-listen", "amqp_listen",
+			"AMQP 0-9-1 address, host:port; empty disables it.",
+			func(c *Config) value { return stringValue{&c.AMQPListen} }),
+		setting("HTTP listener", "http-listen", "http_listen",
+			"HTTP address for health, readiness and metrics, host:port; empty disables it.",
+			func(c *Config) value { return stringValue{&c.HTTPListen} }),
+		setting("Log level", "log-level", "log_level",
+			"Least severe log level written: debug, info, warn or error.",
+			func(c *Config) value { return stringValue{&c.LogLevel} }),
+		setting("Log format", "log-format", "log_format",
+			"Log format: text or json.",
+			func(c *Config) value { return stringValue{&c.LogFormat} }),
+		setting("Shutdown timeout", "shutdown-timeout", "shutdown_timeout",
+			"How long listeners may drain on shutdown before their connections are closed.",
+			func(c *Config) value { return durationValue{&c.ShutdownTimeout} }),
+		setting("Fsync policy", "fsync", "storage.fsync",
+			"When appends are forced to disk: always (acknowledge after fsync, with group commit), interval or never.",
+			func(c *Config) value { return stringValue{&c.Storage.Fsync} }),
+		setting("Fsync interval", "fsync-interval", "storage.fsync_interval",
+			"Period of the background fsync when the fsync policy is interval.",
+			func(c *Config) value { return durationValue{&c.Storage.FsyncInterval} }),
+		setting("Segment size", "segment-bytes", "storage.segment_bytes",
+			"Roll a log's active segment when it would grow past this many bytes.",
+			func(c *Config) value { return int64Value{&c.Storage.SegmentBytes} }),
+		setting("Segment age", "segment-time", "storage.segment_time",
+			"Roll a log's active segment once its first record is this old.",
+			func(c *Config) value { return durationValue{&c.Storage.SegmentTime} }),
+		setting("Retention time", "retention-time", "storage.retention_time",
+			"Delete a segment once its newest record is this old; 0 or negative keeps data forever.",
+			func(c *Config) value { return durationValue{&c.Storage.RetentionTime} }),
+		setting("Retention size", "retention-bytes", "storage.retention_bytes",
+			"Delete a log's oldest segments while it is larger than this many bytes; 0 or negative keeps data forever.",
+			func(c *Config) value { return int64Value{&c.Storage.RetentionBytes} }),
+		setting("Maximum message size", "max-message-bytes", "storage.max_message_bytes",
+			"Largest record batch, in bytes, a log accepts.",
+			func(c *Config) value { return intValue{&c.Storage.MaxMessageBytes} }),
+		setting("Index interval", "index-interval-bytes", "storage.index_interval_bytes",
+			"Bytes of log between two entries of a segment's sparse index.",
+			func(c *Config) value { return intValue{&c.Storage.IndexIntervalBytes} }),
+		setting("Retention check interval", "retention-check-interval", "storage.retention_check_interval",
+			"How often retention and segment age are enforced.",
+			func(c *Config) value { return durationValue{&c.Storage.RetentionCheckInterval} }),
+	}
+	def := Default()
+	for i := range list {
+		list[i].Default = list[i].field(&def).String()
+	}
+	return list
+}
+
+// setting builds a Setting whose environment variable follows from its flag.
+func setting(name, flag, yamlKey, help string, field func(*Config) value) Setting {
+	return Setting{
+		Name:    name,
+		Flag:    flag,
+		Env:     EnvPrefix + strings.ToUpper(strings.ReplaceAll(flag, "-", "_")),
+		YAMLKey: yamlKey,
+		Help:    help,
+		field:   field,
+	}
+}
+
+// lookup returns the setting with the given YAML key.
+func lookup(yamlKey string) (Setting, bool) {
+	for _, s := range Settings() {
+		if s.YAMLKey == yamlKey {
+			return s, true
+		}
+	}
+	return Setting{}, false
+}

@@ -1,0 +1,121 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// FieldError reports a setting whose value cannot work.
+type FieldError struct {
+	// Key is the setting's YAML key, such as "storage.fsync". It is
+	// "storage" for a combination of storage settings that is invalid as a
+	// whole.
+	Key string
+	// Flag is the setting's flag without dashes, or empty.
+	Flag string
+	// Err says why.
+	Err error
+}
+
+func (e *FieldError) Error() string {
+	if e.Flag == "" {
+		return fmt.Sprintf("%s: %v", e.Key, e.Err)
+	}
+	return fmt.Sprintf("%s (--%s): %v", e.Key, e.Flag, e.Err)
+}
+
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// fieldError wraps err in a FieldError for the setting with yamlKey.
+func fieldError(yamlKey string, err error) *FieldError {
+	s, _ := lookup(yamlKey)
+	return &FieldError{Key: yamlKey, Flag: s.Flag, Err: err}
+}
+
+// Validate reports the first setting that cannot work, as a *FieldError.
+func (c Config) Validate() error {
+	if c.DataDir == "" {
+		return fieldError("data_dir", errors.New("must not be empty"))
+	}
+	for _, l := range []struct{ key, addr string }{
+		{"kafka_listen", c.KafkaListen},
+		{"amqp_listen", c.AMQPListen},
+		{"http_listen", c.HTTPListen},
+	} {
+		if err := checkListen(l.addr); err != nil {
+			return fieldError(l.key, err)
+		}
+	}
+	if err := oneOf(c.LogLevel, []string{"debug", "info", "warn", "error"}); err != nil {
+		return fieldError("log_level", err)
+	}
+	if err := oneOf(c.LogFormat, []string{"text", "json"}); err != nil {
+		return fieldError("log_format", err)
+	}
+	if c.ShutdownTimeout <= 0 {
+		return fieldError("shutdown_timeout", fmt.Errorf("%v: must be positive", c.ShutdownTimeout))
+	}
+	if c.Storage.RetentionCheckInterval <= 0 {
+		return fieldError("storage.retention_check_interval",
+			fmt.Errorf("%v: must be positive", c.Storage.RetentionCheckInterval))
+	}
+	return c.validateStorage()
+}
+
+// validateStorage checks the storage settings with the storage engine's own
+// rules. To name the setting at fault it first checks each one alone, on
+// top of the defaults and the chosen fsync policy, and only then the whole.
+func (c Config) validateStorage() error {
+	lc, err := c.LogConfig()
+	if err != nil {
+		return err
+	}
+	for _, s := range Settings() {
+		if !strings.HasPrefix(s.YAMLKey, "storage.") || s.YAMLKey == "storage.fsync" {
+			continue
+		}
+		probe := Default()
+		probe.Storage.Fsync = c.Storage.Fsync
+		if err := s.field(&probe).Set(s.field(&c).String()); err != nil {
+			return fieldError(s.YAMLKey, err)
+		}
+		plc, err := probe.LogConfig()
+		if err != nil {
+			return err
+		}
+		if err := plc.Validate(); err != nil {
+			return fieldError(s.YAMLKey, err)
+		}
+	}
+	if err := lc.Validate(); err != nil {
+		return &FieldError{Key: "storage", Err: err}
+	}
+	return nil
+}
+
+// checkListen accepts an empty address (listener disabled) or host:port
+// with a numeric port; port 0 asks the system for a free port.
+func checkListen(addr string) error {
+	if addr == "" {
+		return nil
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port (for example 127.0.0.1:8080; empty disables the listener)", addr)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("%q: port must be a number from 0 to 65535", addr)
+	}
+	return nil
+}
+
+func oneOf(v string, allowed []string) error {
+	if slices.Contains(allowed, v) {
+		return nil
+	}
+	return fmt.Errorf("%q is not one of %s", v, strings.Join(allowed, ", "))
+}

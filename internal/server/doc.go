@@ -1,0 +1,18 @@
+// Package server runs a Wharf process: it opens the broker, starts every
+// listener that is configured and implemented, and shuts them down in order.
+//
+// Invariants:
+//   - Run returns only after every listener it started has stopped and the
+//     broker has been closed; broker.Close runs exactly once, after the
+//     listeners, so every acknowledged write is on disk before Run returns.
+//   - A listener that fails to start fails Run; nothing is left running.
+//   - Each started listener logs its bound address once, with the attributes
+//     listener=<name> addr=<host:port>. Port 0 in the configuration is
+//     reported as the port actually bound.
+//   - A configured listener whose protocol adapter does not exist yet is
+//     logged as "listener not available yet" and not started.
+//   - /readyz reports ready only between a complete startup and the start of
+//     shutdown.
+//   - Dependencies (configuration, logger) are passed in; the package holds
+//     no package-level state.
+package server

@@ -1,0 +1,158 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/wharfmq/wharf/internal/broker"
+	"github.com/wharfmq/wharf/internal/config"
+	"github.com/wharfmq/wharf/internal/gateway"
+)
+
+// readHeaderTimeout bounds how long a client may take to send request
+// headers to the HTTP listener.
+const readHeaderTimeout = 10 * time.Second
+
+// Run opens the broker in cfg.DataDir, starts the configured listeners and
+// serves until ctx is cancelled or a listener fails. It then stops accepting,
+// drains the HTTP listener for at most cfg.ShutdownTimeout and closes the
+// broker. It returns nil after a shutdown caused by ctx. A nil logger
+// discards logs.
+func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (err error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	logDefaults, err := cfg.LogConfig()
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+
+	b, err := broker.Open(broker.Options{
+		DataDir:                cfg.DataDir,
+		Logger:                 logger,
+		LogDefaults:            logDefaults,
+		RetentionCheckInterval: cfg.Storage.RetentionCheckInterval,
+	})
+	if err != nil {
+		return fmt.Errorf("opening broker in %s: %w", cfg.DataDir, err)
+	}
+	defer func() {
+		if cerr := b.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("closing broker: %w", cerr))
+			return
+		}
+		logger.Info("broker closed")
+	}()
+
+	for _, l := range []struct{ name, addr string }{
+		{"kafka", cfg.KafkaListen},
+		{"amqp", cfg.AMQPListen},
+	} {
+		if l.addr != "" {
+			logger.Info("listener not available yet", "listener", l.name, "addr", l.addr)
+		}
+	}
+
+	var ready atomic.Bool
+	var httpSrv *httpListener
+	if cfg.HTTPListen != "" {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(
+			collectors.NewGoCollector(),
+			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		)
+		httpSrv, err = startHTTP(cfg.HTTPListen, gateway.NewHandler(logger, reg, ready.Load), logger)
+		if err != nil {
+			return err
+		}
+	} else {
+		logger.Warn("no listener enabled")
+	}
+
+	ready.Store(true)
+	logger.Info("wharf ready")
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down", "timeout", cfg.ShutdownTimeout)
+	case serveErr = <-httpSrv.errc():
+		serveErr = fmt.Errorf("http listener: %w", serveErr)
+		logger.Error("listener failed, shutting down", "listener", "http", "err", serveErr)
+	}
+	ready.Store(false)
+
+	if httpSrv != nil {
+		httpSrv.shutdown(cfg.ShutdownTimeout, logger)
+	}
+	return serveErr
+}
+
+// httpListener is a running HTTP server.
+type httpListener struct {
+	srv  *http.Server
+	errs chan error // receives Serve's error unless it is http.ErrServerClosed
+	done chan struct{}
+}
+
+// startHTTP binds addr and serves h on it in the background.
+func startHTTP(addr string, h http.Handler, logger *slog.Logger) (*httpListener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("http listener on %s: %w", addr, err)
+	}
+	l := &httpListener{
+		srv: &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: readHeaderTimeout,
+			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		},
+		errs: make(chan error, 1),
+		done: make(chan struct{}),
+	}
+	go func() {
+		defer close(l.done)
+		if err := l.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			l.errs <- err
+		}
+	}()
+	logger.Info("listening", "listener", "http", "addr", ln.Addr().String())
+	return l, nil
+}
+
+// errc returns the channel of serve errors; nil (never ready) for a nil
+// listener, so a disabled listener never wakes a select.
+func (l *httpListener) errc() <-chan error {
+	if l == nil {
+		return nil
+	}
+	return l.errs
+}
+
+// shutdown stops accepting, waits up to timeout for requests in flight and
+// then closes whatever connections remain.
+func (l *httpListener) shutdown(timeout time.Duration, logger *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := l.srv.Shutdown(ctx); err != nil {
+		logger.Warn("http listener did not drain in time; closing its connections",
+			"listener", "http", "err", err)
+		if err := l.srv.Close(); err != nil {
+			logger.Warn("closing http listener", "listener", "http", "err", err)
+		}
+	}
+	<-l.done
+	logger.Info("listener stopped", "listener", "http")
+}
