@@ -42,6 +42,7 @@ type Broker struct {
 	logger *slog.Logger
 	lock   *dirLock
 	cmds   commandLog
+	id     string // cluster id
 
 	mu     sync.Mutex // serialises metadata changes and guards state
 	state  *State
@@ -99,6 +100,10 @@ func Open(opts Options) (*Broker, error) {
 		return nil, err
 	}
 	b := &Broker{opts: opts, logger: opts.Logger, lock: lock, state: NewState(), topics: map[string]*Topic{}, stop: make(chan struct{})}
+	if b.id, err = loadClusterID(opts.DataDir); err != nil {
+		b.closeAll()
+		return nil, err
+	}
 	if err := b.load(); err != nil {
 		b.closeAll()
 		return nil, err
@@ -192,7 +197,12 @@ func (b *Broker) materialise(ts TopicState) error {
 		if err != nil {
 			return fmt.Errorf("opening partition %s-%d: %w", ts.Name, i, err)
 		}
-		parts = append(parts, &Partition{Topic: ts.Name, TopicID: ts.ID, Index: i, log: l})
+		part := &Partition{Topic: ts.Name, TopicID: ts.ID, Index: i, log: l}
+		if err := part.rebuildProducers(); err != nil {
+			l.Close()
+			return fmt.Errorf("recovering producer state of %s-%d: %w", ts.Name, i, err)
+		}
+		parts = append(parts, part)
 		// Publish each partition as soon as it is open so a failure part
 		// way leaves the opened ones closable.
 		b.topicsMu.Lock()
@@ -267,16 +277,36 @@ func ValidateTopicName(name string) error {
 	return nil
 }
 
+// ValidateTopic checks what CreateTopic would check, without creating
+// anything (Kafka's validate-only creation).
+func (b *Broker) ValidateTopic(name string, partitions int32, configs map[string]string) error {
+	if err := ValidateTopicName(name); err != nil {
+		return err
+	}
+	if partitions < 1 || partitions > 1<<20 {
+		return fmt.Errorf("%w: %d (want 1 to %d)", ErrInvalidPartitions, partitions, 1<<20)
+	}
+	if _, err := topicLogConfig(b.opts.LogDefaults, configs); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.state.Topic(name); ok {
+		return fmt.Errorf("%w: %q", ErrTopicExists, name)
+	}
+	return nil
+}
+
+// DescribeConfigs lists a topic's effective configs for the given explicit
+// ones, without a topic (what a creation with them would get).
+func (b *Broker) DescribeConfigs(configs map[string]string) []ConfigEntry {
+	return describeTopicConfig(b.opts.LogDefaults, configs)
+}
+
 // CreateTopic creates a topic with the given partition count and explicit
 // configs, durably, and opens its partitions.
 func (b *Broker) CreateTopic(ctx context.Context, name string, partitions int32, configs map[string]string) (TopicInfo, error) {
-	if err := ValidateTopicName(name); err != nil {
-		return TopicInfo{}, err
-	}
-	if partitions < 1 || partitions > 1<<20 {
-		return TopicInfo{}, fmt.Errorf("%w: %d (want 1 to %d)", ErrInvalidPartitions, partitions, 1<<20)
-	}
-	if _, err := topicLogConfig(b.opts.LogDefaults, configs); err != nil {
+	if err := b.ValidateTopic(name, partitions, configs); err != nil {
 		return TopicInfo{}, err
 	}
 	var id TopicID
@@ -371,6 +401,21 @@ func (b *Broker) CreatePartitions(ctx context.Context, name string, total int32)
 
 func (b *Broker) info(ts TopicState) TopicInfo {
 	return TopicInfo{Name: ts.Name, ID: ts.ID, Partitions: ts.Partitions, Configs: describeTopicConfig(b.opts.LogDefaults, ts.Configs)}
+}
+
+// ClusterID is the data directory's stable cluster id.
+func (b *Broker) ClusterID() string { return b.id }
+
+// TopicByID returns the name of the topic with the given id.
+func (b *Broker) TopicByID(id TopicID) (string, bool) {
+	b.topicsMu.RLock()
+	defer b.topicsMu.RUnlock()
+	for name, t := range b.topics {
+		if t.ID == id {
+			return name, true
+		}
+	}
+	return "", false
 }
 
 // Topic describes one topic.

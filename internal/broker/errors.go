@@ -18,6 +18,8 @@ var (
 	ErrClosed            = errors.New("broker closed")
 
 	// Storage errors, re-exported so adapters need not import storage.
+	ErrLogClosed        = storage.ErrClosed
+	ErrInvalidRecord    = storage.ErrInvalidRecord
 	ErrCorruptBatch     = storage.ErrCorruptBatch
 	ErrBatchTooLarge    = storage.ErrBatchTooLarge
 	ErrUnsupportedMagic = storage.ErrUnsupportedMagic

@@ -2,30 +2,107 @@ package broker
 
 import (
 	"context"
+	"fmt"
+	"sync"
 
 	"github.com/wharfmq/wharf/internal/storage"
 )
 
-// AppendResult and ReadResult are the storage engine's, named here so that
-// adapters work with the core alone.
+// AppendResult, ReadResult and Pending are the storage engine's, named here
+// so that adapters work with the core alone.
 type (
 	AppendResult = storage.AppendResult
 	ReadResult   = storage.ReadResult
+	Pending      = storage.Pending
+	Batch        = storage.Batch
 )
 
-// Partition is one partition of a topic: an ordered log of record batches.
+// Partition is one partition of a topic: an ordered log of record batches,
+// and the state of the idempotent producers writing to it.
 type Partition struct {
 	Topic   string
 	TopicID TopicID
 	Index   int32
 	log     *storage.Log
+
+	mu        sync.Mutex // serialises idempotent appends with their checks
+	producers map[int64]*producerState
 }
 
 // Append validates and appends whole RecordBatch v2 batches, rewriting their
 // headers in place, and returns once they are durable per the topic's
 // fsync policy.
 func (p *Partition) Append(ctx context.Context, batches []byte) (AppendResult, error) {
-	return p.log.Append(ctx, batches)
+	res, pending, err := p.Produce(batches)
+	if err != nil {
+		return res, err
+	}
+	return res, pending.Wait(ctx)
+}
+
+// Produce appends batches as a Kafka producer sends them and returns without
+// waiting for durability: the Pending says when they are durable. Batches
+// of an idempotent producer (producer id >= 0) are checked against the
+// producer's epoch and sequence: a retry of one of its last five batches is
+// answered with the original offsets and not written again; a gap is
+// ErrOutOfOrderSequence and a stale epoch ErrInvalidProducerEpoch.
+func (p *Partition) Produce(batches []byte) (AppendResult, Pending, error) {
+	first, err := storage.CheckBatch(batches, 0)
+	if err != nil {
+		return AppendResult{}, Pending{}, err
+	}
+	pid := first.ProducerID()
+	if pid < 0 {
+		return p.log.AppendAsync(batches)
+	}
+	if len(first) != len(batches) {
+		return AppendResult{}, Pending{}, fmt.Errorf("%w: an idempotent produce must carry one batch per partition", ErrInvalidRecord)
+	}
+	epoch, firstSeq := first.ProducerEpoch(), first.BaseSequence()
+	lastSeq := firstSeq + first.LastOffsetDelta()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st := p.producers[pid]
+	if st == nil {
+		st = &producerState{epoch: -1}
+	}
+	dup, err := st.check(epoch, firstSeq, lastSeq)
+	if err != nil {
+		return AppendResult{}, Pending{}, err
+	}
+	if dup != nil {
+		start, _, _ := p.log.Offsets()
+		res := AppendResult{BaseOffset: dup.base, LastOffset: dup.last, LogAppendTime: dup.logAppendTime, LogStartOffset: start}
+		return res, p.log.PendingUntil(dup.last + 1), nil
+	}
+	res, pending, err := p.log.AppendAsync(batches)
+	if err != nil {
+		return res, pending, err
+	}
+	st.record(epoch, producerBatch{firstSeq: firstSeq, lastSeq: lastSeq, base: res.BaseOffset, last: res.LastOffset, logAppendTime: res.LogAppendTime})
+	p.producers[pid] = st
+	return res, pending, nil
+}
+
+// Forget drops what the partition remembers of batches at or past the log
+// end: after a failed fsync cut the log back, a retry of such a batch must
+// be written again, not answered as a duplicate.
+func (p *Partition) Forget() {
+	_, _, end := p.log.Offsets()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for pid, st := range p.producers {
+		kept := st.batches[:0]
+		for _, b := range st.batches {
+			if b.last < end {
+				kept = append(kept, b)
+			}
+		}
+		st.batches = kept
+		if len(kept) == 0 {
+			delete(p.producers, pid)
+		}
+	}
 }
 
 // Read returns stored batches from the one holding offset; the caller must

@@ -16,6 +16,15 @@ type Config struct {
 	KafkaListen string `yaml:"kafka_listen"`
 	AMQPListen  string `yaml:"amqp_listen"`
 	HTTPListen  string `yaml:"http_listen"`
+	// KafkaAdvertise is the host:port Kafka clients are told to connect
+	// to; empty means the listener's own address.
+	KafkaAdvertise string `yaml:"kafka_advertise"`
+	// KafkaMaxRequestBytes bounds the size of one Kafka request.
+	KafkaMaxRequestBytes int `yaml:"kafka_max_request_bytes"`
+	// AutoCreateTopics creates unknown topics on first use (Kafka Metadata
+	// and Produce) with DefaultPartitions partitions.
+	AutoCreateTopics  bool `yaml:"auto_create_topics"`
+	DefaultPartitions int  `yaml:"default_partitions"`
 	// LogLevel is one of debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
 	// LogFormat is text or json.
@@ -53,13 +62,16 @@ type StorageConfig struct {
 func Default() Config {
 	lc := storage.DefaultLogConfig()
 	return Config{
-		DataDir:         "./wharf-data",
-		KafkaListen:     "127.0.0.1:9092",
-		AMQPListen:      "127.0.0.1:5672",
-		HTTPListen:      "127.0.0.1:8080",
-		LogLevel:        "info",
-		LogFormat:       "text",
-		ShutdownTimeout: 10 * time.Second,
+		DataDir:              "./wharf-data",
+		KafkaListen:          "127.0.0.1:9092",
+		AMQPListen:           "127.0.0.1:5672",
+		HTTPListen:           "127.0.0.1:8080",
+		KafkaMaxRequestBytes: 100 << 20,
+		AutoCreateTopics:     true,
+		DefaultPartitions:    1,
+		LogLevel:             "info",
+		LogFormat:            "text",
+		ShutdownTimeout:      10 * time.Second,
 		Storage: StorageConfig{
 			Fsync:                  lc.Fsync.String(),
 			FsyncInterval:          lc.FsyncInterval,

@@ -167,6 +167,10 @@ func TestEverySettingFromEverySource(t *testing.T) {
 		"kafka_listen":                     "0.0.0.0:19092",
 		"amqp_listen":                      "",
 		"http_listen":                      "[::1]:0",
+		"kafka_advertise":                  "broker.example:9093",
+		"kafka_max_request_bytes":          "2097152",
+		"auto_create_topics":               "false",
+		"default_partitions":               "6",
 		"log_level":                        "debug",
 		"log_format":                       "json",
 		"shutdown_timeout":                 "3s",
@@ -181,13 +185,17 @@ func TestEverySettingFromEverySource(t *testing.T) {
 		"storage.retention_check_interval": "30s",
 	}
 	want := Config{
-		DataDir:         "/var/lib/wharf",
-		KafkaListen:     "0.0.0.0:19092",
-		AMQPListen:      "",
-		HTTPListen:      "[::1]:0",
-		LogLevel:        "debug",
-		LogFormat:       "json",
-		ShutdownTimeout: 3 * time.Second,
+		DataDir:              "/var/lib/wharf",
+		KafkaListen:          "0.0.0.0:19092",
+		AMQPListen:           "",
+		HTTPListen:           "[::1]:0",
+		KafkaAdvertise:       "broker.example:9093",
+		KafkaMaxRequestBytes: 2097152,
+		AutoCreateTopics:     false,
+		DefaultPartitions:    6,
+		LogLevel:             "debug",
+		LogFormat:            "json",
+		ShutdownTimeout:      3 * time.Second,
 		Storage: StorageConfig{
 			Fsync:                  "interval",
 			FsyncInterval:          250 * time.Millisecond,
@@ -249,7 +257,7 @@ func TestEverySettingFromEverySource(t *testing.T) {
 // else quoted.
 func scalar(s Setting, v string) string {
 	var c Config
-	if s.field(&c).Type() == "int" {
+	if t := s.field(&c).Type(); t == "int" || t == "bool" {
 		return v
 	}
 	return `"` + v + `"`

@@ -33,7 +33,11 @@ type Flags struct {
 func AddFlags(fs *pflag.FlagSet) *Flags {
 	f := &Flags{fs: fs, values: Default()}
 	for _, s := range Settings() {
-		fs.Var(s.field(&f.values), s.Flag, fmt.Sprintf("%s [$%s]", s.Help, s.Env))
+		v := s.field(&f.values)
+		fs.Var(v, s.Flag, fmt.Sprintf("%s [$%s]", s.Help, s.Env))
+		if v.Type() == "bool" {
+			fs.Lookup(s.Flag).NoOptDefVal = "true" // --flag alone means true
+		}
 	}
 	fs.StringVar(&f.file, ConfigFlag, "", fmt.Sprintf("YAML configuration `file` [$%s]", ConfigEnv))
 	return f

@@ -50,6 +50,17 @@ func (c Config) Validate() error {
 			return fieldError(l.key, err)
 		}
 	}
+	if c.KafkaAdvertise != "" {
+		if err := checkListen(c.KafkaAdvertise); err != nil {
+			return fieldError("kafka_advertise", err)
+		}
+	}
+	if c.KafkaMaxRequestBytes < 1024 || c.KafkaMaxRequestBytes > 1<<30 {
+		return fieldError("kafka_max_request_bytes", fmt.Errorf("%d: must be between 1024 and %d", c.KafkaMaxRequestBytes, 1<<30))
+	}
+	if c.DefaultPartitions < 1 || c.DefaultPartitions > 1<<20 {
+		return fieldError("default_partitions", fmt.Errorf("%d: must be between 1 and %d", c.DefaultPartitions, 1<<20))
+	}
 	if err := oneOf(c.LogLevel, []string{"debug", "info", "warn", "error"}); err != nil {
 		return fieldError("log_level", err)
 	}

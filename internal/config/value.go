@@ -88,3 +88,17 @@ func formatDuration(d time.Duration) string {
 	}
 	return s
 }
+
+type boolValue struct{ p *bool }
+
+func (v boolValue) String() string { return strconv.FormatBool(*v.p) }
+func (v boolValue) Type() string   { return "bool" }
+
+func (v boolValue) Set(s string) error {
+	b, err := strconv.ParseBool(strings.TrimSpace(s))
+	if err != nil {
+		return errors.New("not a boolean (true or false)")
+	}
+	*v.p = b
+	return nil
+}

@@ -56,13 +56,17 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (err error
 		logger.Info("broker closed")
 	}()
 
-	for _, l := range []struct{ name, addr string }{
-		{"kafka", cfg.KafkaListen},
-		{"amqp", cfg.AMQPListen},
-	} {
-		if l.addr != "" {
-			logger.Info("listener not available yet", "listener", l.name, "addr", l.addr)
+	if cfg.AMQPListen != "" {
+		logger.Info("listener not available yet", "listener", "amqp", "addr", cfg.AMQPListen)
+	}
+
+	var kafkaSrv *kafkaListener
+	if cfg.KafkaListen != "" {
+		kafkaSrv, err = startKafka(cfg, b, logger)
+		if err != nil {
+			return err
 		}
+		defer kafkaSrv.shutdown(cfg.ShutdownTimeout, logger)
 	}
 
 	var ready atomic.Bool
@@ -78,7 +82,9 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (err error
 			return err
 		}
 	} else {
-		logger.Warn("no listener enabled")
+		if kafkaSrv == nil {
+			logger.Warn("no listener enabled")
+		}
 	}
 
 	ready.Store(true)
@@ -91,6 +97,9 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (err error
 	case serveErr = <-httpSrv.errc():
 		serveErr = fmt.Errorf("http listener: %w", serveErr)
 		logger.Error("listener failed, shutting down", "listener", "http", "err", serveErr)
+	case serveErr = <-kafkaSrv.errc():
+		serveErr = fmt.Errorf("kafka listener: %w", serveErr)
+		logger.Error("listener failed, shutting down", "listener", "kafka", "err", serveErr)
 	}
 	ready.Store(false)
 

@@ -117,7 +117,7 @@ func CheckBatch(buf []byte, maxSize int) (Batch, error) {
 	}
 	count, delta := b.RecordCount(), b.LastOffsetDelta()
 	if count < 1 || delta != count-1 {
-		return nil, fmt.Errorf("%w: %d records with last offset delta %d", ErrCorruptBatch, count, delta)
+		return nil, fmt.Errorf("%w: %d records with last offset delta %d", ErrInvalidRecord, count, delta)
 	}
 	return b, nil
 }

@@ -7,6 +7,9 @@ import "errors"
 var (
 	// ErrCorruptBatch: a batch is malformed or its CRC does not match.
 	ErrCorruptBatch = errors.New("storage: corrupt record batch")
+	// ErrInvalidRecord: a batch is well formed but its contents are not
+	// acceptable (its record count disagrees with its offset range).
+	ErrInvalidRecord = errors.New("storage: invalid record batch")
 	// ErrBatchTooLarge: a batch exceeds the log's MaxBatchBytes.
 	ErrBatchTooLarge = errors.New("storage: record batch too large")
 	// ErrUnsupportedMagic: a batch is not RecordBatch v2 (magic 2).

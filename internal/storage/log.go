@@ -57,6 +57,7 @@ type Log struct {
 	hwCh     chan struct{} // closed and replaced when hw moves or the log closes
 	gen      uint64        // bumped when a failed fsync cuts the log back to hw
 	genErr   error         // why the last cut happened
+	cutHW    []int64       // cutHW[g]: the hw kept by the cut that ended gen g
 	dirDirty bool          // segment files were created since the last dir fsync
 	closed   bool
 	closeErr error // the final fsync's error, reported by Close
@@ -214,12 +215,18 @@ func (l *Log) load() error {
 	l.start = max(start, l.segments[0].base)
 	if l.start > l.next {
 		// The start checkpoint is ahead of the data (the tail was lost):
+		// every segment lies wholly below the start, so drop them all and
 		// begin a fresh segment at the start offset so offsets stay dense.
-		if active.size == 0 {
-			if err := l.dropSegment(active); err != nil {
+		// A segment kept below the gap would make the next open fail. The
+		// removals are made durable first for the same reason.
+		for len(l.segments) > 0 {
+			if err := l.dropSegment(l.segments[0]); err != nil {
 				return err
 			}
-			l.segments = l.segments[:len(l.segments)-1]
+			l.segments = l.segments[1:]
+		}
+		if err := l.fs.SyncDir(l.dir); err != nil {
+			return fmt.Errorf("%w: fsync directory %s: %w", ErrStorage, l.dir, err)
 		}
 		if err := l.createSegment(l.start); err != nil {
 			return err
@@ -281,11 +288,14 @@ func (l *Log) roll() error {
 	return nil
 }
 
-func (l *Log) shouldRoll(s *segment, size int64, now time.Time, lastDelta int32) bool {
-	if s.size == 0 {
+// shouldRoll reports whether a batch of size bytes must go to a new segment
+// rather than to s, which will hold used bytes once the batches before it
+// in the append are written.
+func (l *Log) shouldRoll(s *segment, used, size int64, now time.Time, lastDelta int32) bool {
+	if used == 0 {
 		return false
 	}
-	return s.size+size > l.cfg.SegmentBytes ||
+	return used+size > l.cfg.SegmentBytes ||
 		now.Sub(s.created) >= l.cfg.SegmentAge ||
 		l.next+int64(lastDelta)-s.base >= 1<<32-1
 }
@@ -297,6 +307,36 @@ func (l *Log) shouldRoll(s *segment, size int64, now time.Time, lastDelta int32)
 // decoded. On error nothing of buf was acknowledged; batches before a failed
 // write may still become readable.
 func (l *Log) Append(ctx context.Context, buf []byte) (AppendResult, error) {
+	res, p, err := l.AppendAsync(buf)
+	if err != nil {
+		return res, err
+	}
+	return res, p.Wait(ctx)
+}
+
+// Pending is an append that has been written but may not be durable yet.
+type Pending struct {
+	l    *Log
+	end  int64
+	gen  uint64
+	sync bool
+}
+
+// Wait returns once the append is durable as the log's fsync policy
+// defines, or with the error that makes it never so (a failed fsync, the
+// log closing, ctx).
+func (p Pending) Wait(ctx context.Context) error {
+	if !p.sync {
+		return nil
+	}
+	return p.l.waitDurable(ctx, p.end, p.gen)
+}
+
+// AppendAsync is Append without the wait: it returns once the batches are
+// written (in order with every other append), and the Pending tells when
+// they are durable. Callers that answer in order but want to pipeline, such
+// as a Kafka connection, append here and wait later.
+func (l *Log) AppendAsync(buf []byte) (AppendResult, Pending, error) {
 	res := AppendResult{LogAppendTime: -1}
 	l.mu.Lock()
 	maxBatch := l.cfg.MaxBatchBytes
@@ -304,20 +344,20 @@ func (l *Log) Append(ctx context.Context, buf []byte) (AppendResult, error) {
 	// Validation (CRC over every byte) runs outside the lock so that
 	// appenders to one log check their batches in parallel.
 	if len(buf) == 0 {
-		return res, fmt.Errorf("%w: empty append", ErrCorruptBatch)
+		return res, Pending{}, fmt.Errorf("%w: empty append", ErrCorruptBatch)
 	}
 	for rest := buf; len(rest) > 0; {
 		b, err := CheckBatch(rest, maxBatch)
 		if err != nil {
-			return res, err
+			return res, Pending{}, err
 		}
 		rest = rest[len(b):]
 	}
 
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	if l.closed {
-		l.mu.Unlock()
-		return res, ErrClosed
+		return res, Pending{}, ErrClosed
 	}
 	now := l.now()
 	res.BaseOffset = l.next
@@ -330,14 +370,12 @@ func (l *Log) Append(ctx context.Context, buf []byte) (AppendResult, error) {
 	for i := 0; i < len(buf); {
 		b := Batch(buf[i:])
 		b = b[:b.Size()]
-		if l.shouldRoll(seg, int64(len(b)), now, b.LastOffsetDelta()) {
+		if l.shouldRoll(seg, runPos+int64(i-runStart), int64(len(b)), now, b.LastOffsetDelta()) {
 			if err := l.writeRun(seg, buf[runStart:i], runPos); err != nil {
-				l.mu.Unlock()
-				return res, err
+				return res, Pending{}, err
 			}
 			if err := l.roll(); err != nil {
-				l.mu.Unlock()
-				return res, err
+				return res, Pending{}, err
 			}
 			seg, runStart, runPos = l.active(), i, 0
 		}
@@ -349,22 +387,17 @@ func (l *Log) Append(ctx context.Context, buf []byte) (AppendResult, error) {
 		i += len(b)
 	}
 	if err := l.writeRun(seg, buf[runStart:], runPos); err != nil {
-		l.mu.Unlock()
-		return res, err
+		return res, Pending{}, err
 	}
 	res.LastOffset = l.next - 1
-	end, gen := l.next, l.gen
-	if l.cfg.Fsync == FsyncAlways {
+	res.LogStartOffset = l.start
+	p := Pending{l: l, end: l.next, gen: l.gen, sync: l.cfg.Fsync == FsyncAlways}
+	if p.sync {
 		l.wakeSyncer()
 	} else {
-		l.advanceHW(end, seg, seg.size)
+		l.advanceHW(l.next, seg, seg.size)
 	}
-	res.LogStartOffset = l.start
-	l.mu.Unlock()
-	if l.cfg.Fsync != FsyncAlways {
-		return res, nil
-	}
-	return res, l.waitDurable(ctx, end, gen)
+	return res, p, nil
 }
 
 // writeRun writes consecutive stamped batches to seg at pos and indexes
@@ -405,15 +438,32 @@ func (l *Log) advanceHW(hw int64, seg *segment, pos int64) {
 // waitDurable waits until the high watermark reaches end, or the log was cut
 // back by a failed fsync since the append (gen changed), or it closed.
 func (l *Log) waitDurable(ctx context.Context, end int64, gen uint64) error {
+	var syncerDone bool
 	for {
 		l.mu.Lock()
 		hw, g, gerr, ch, closed := l.hw, l.gen, l.genErr, l.hwCh, l.closed
+		var kept int64
+		if g != gen {
+			kept = l.cutHW[gen]
+		}
 		l.mu.Unlock()
 		switch {
+		case g != gen && end <= kept:
+			// The append became durable before the cut, which kept it.
+			return nil
 		case g != gen:
 			return gerr
 		case hw >= end:
 			return nil
+		case closed && !syncerDone:
+			// Close's final fsync round may still cover the append.
+			select {
+			case <-l.done:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			syncerDone = true
+			continue
 		case closed:
 			return ErrClosed
 		}
@@ -508,4 +558,13 @@ func (l *Log) Delete() error {
 		return cerr
 	}
 	return nil
+}
+
+// PendingUntil returns a Pending that is durable once every offset below end
+// is: for an answer that depends on an earlier append, such as a
+// retried batch that was already written.
+func (l *Log) PendingUntil(end int64) Pending {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return Pending{l: l, end: end, gen: l.gen, sync: l.cfg.Fsync == FsyncAlways}
 }

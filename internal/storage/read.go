@@ -272,3 +272,64 @@ func (s *segment) firstAtOrAfter(ts, pos, limit, logStart int64) (int64, int64, 
 	}
 	return -1, -1, nil
 }
+
+// ScanHeaders calls fn with the header of every batch from the one holding
+// offset (or the log start, if later) up to the high watermark, in order,
+// stopping when fn returns false. Only headers are read, never records; the
+// Batch passed to fn is valid during the call only.
+func (l *Log) ScanHeaders(offset int64, fn func(Batch) bool) error {
+	l.mu.Lock()
+	offset = max(offset, l.start)
+	hw, hwSeg, hwPos := l.hw, l.hwSeg, l.hwPos
+	var segs []*segment
+	for i, s := range l.segments {
+		if s.base >= hw || (i+1 < len(l.segments) && l.segments[i+1].base <= offset) {
+			continue
+		}
+		s.acquire()
+		segs = append(segs, s)
+	}
+	idx := make([][]indexEntry, len(segs))
+	limits := make([]int64, len(segs))
+	for i, s := range segs {
+		idx[i], limits[i] = s.index, s.size
+		if s == hwSeg {
+			limits[i] = hwPos
+		}
+	}
+	l.mu.Unlock()
+	defer func() {
+		for _, s := range segs {
+			s.release()
+		}
+	}()
+	var buf [batchHeaderSize]byte
+	for i, s := range segs {
+		pos := int64(0)
+		if offset > s.base {
+			pos = lookupIndex(idx[i], uint32(offset-s.base))
+		}
+		for pos < limits[i] {
+			h, err := s.header(pos, buf[:])
+			if err != nil {
+				return err
+			}
+			if h.NextOffset() > offset && !fn(h) {
+				return nil
+			}
+			pos += int64(h.Size())
+		}
+	}
+	return nil
+}
+
+// SegmentBases lists the base offsets of the log's segments, oldest first.
+func (l *Log) SegmentBases() []int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]int64, len(l.segments))
+	for i, s := range l.segments {
+		out[i] = s.base
+	}
+	return out
+}

@@ -1,0 +1,166 @@
+package kafka
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/wharfmq/wharf/internal/broker"
+)
+
+// Fetch (key 1): stored batches as they are, from the batch holding each
+// fetch offset, up to the partition's max bytes and the response's max
+// bytes (at least one batch for the first partition with data, so
+// consumers always progress). When fewer than min bytes are ready the
+// request waits on the partitions' logs, woken by new data, until max wait.
+// Records are never null: an empty partition gets empty bytes.
+//
+// Fetch sessions (v7+) are not kept: every response carries session id 0,
+// which tells the client to keep sending full fetch requests. A fetch at an
+// offset between the high watermark and the log end (written, not yet
+// durable) waits; past the log end or below the start it is
+// OFFSET_OUT_OF_RANGE. Batches are always RecordBatch v2, even to v0-v3
+// fetchers, which expect the older formats.
+//
+// Versions: v3 response max bytes; v4 isolation level and last stable
+// offset; v5 log start offset; v7 sessions; v9 current leader epoch; v11
+// rack; v12 flexible; v13 topic ids.
+func (s *Server) handleFetch(_ context.Context, r *request) (reply, error) {
+	req := r.kreq.(*kmsg.FetchRequest)
+	if req.SessionID != 0 {
+		resp := req.ResponseKind().(*kmsg.FetchResponse)
+		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
+		return now(resp), nil
+	}
+	return reply{finish: func(ctx context.Context) kmsg.Response {
+		return s.fetch(ctx, r, req)
+	}}, nil
+}
+
+type fetchTarget struct {
+	t, p   int
+	part   *broker.Partition
+	offset int64
+	max    int32
+}
+
+func (s *Server) fetch(ctx context.Context, r *request, req *kmsg.FetchRequest) kmsg.Response {
+	deadline := time.Now().Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
+	for {
+		resp, targets, size := s.fetchOnce(r, req)
+		if size >= int(req.MinBytes) || !time.Now().Before(deadline) || len(targets) == 0 {
+			return resp
+		}
+		if !waitAny(ctx, deadline, targets) {
+			resp, _, _ = s.fetchOnce(r, req)
+			return resp
+		}
+	}
+}
+
+// waitAny waits until one target has data past its offset, the deadline
+// passes or ctx ends; it reports whether data arrived.
+func waitAny(ctx context.Context, deadline time.Time, targets []fetchTarget) bool {
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	woke := make(chan struct{}, 1)
+	var wg sync.WaitGroup
+	for _, t := range targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if t.part.Wait(ctx, t.offset) == nil {
+				select {
+				case woke <- struct{}{}:
+				default:
+				}
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	select {
+	case <-woke:
+		return true
+	default:
+		return false
+	}
+}
+
+// fetchOnce builds a response from what is readable now. It returns the
+// partitions that could wait for more data and the bytes gathered.
+func (s *Server) fetchOnce(r *request, req *kmsg.FetchRequest) (*kmsg.FetchResponse, []fetchTarget, int) {
+	resp := req.ResponseKind().(*kmsg.FetchResponse)
+	remaining := int(req.MaxBytes)
+	if r.version < 3 || remaining <= 0 {
+		remaining = 1 << 30
+	}
+	var targets []fetchTarget
+	total := 0
+	for ti, rt := range req.Topics {
+		st := kmsg.NewFetchResponseTopic()
+		st.Topic, st.TopicID = rt.Topic, rt.TopicID
+		name, known := rt.Topic, true
+		if r.version >= 13 {
+			name, known = s.b.TopicByID(rt.TopicID)
+		}
+		for pi, rp := range rt.Partitions {
+			sp := kmsg.NewFetchResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
+			sp.PreferredReadReplica = -1
+			sp.RecordBatches = []byte{}
+			if !known {
+				sp.ErrorCode = kerr.UnknownTopicID.Code
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
+			part, err := s.b.Partition(name, rp.Partition)
+			if err != nil {
+				sp.ErrorCode = errorCode(err)
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
+			if rp.CurrentLeaderEpoch > 0 {
+				sp.ErrorCode = kerr.UnknownLeaderEpoch.Code
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
+			start, hw, end := part.Offsets()
+			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = hw, hw, start
+			if rp.FetchOffset < start || rp.FetchOffset > end {
+				sp.ErrorCode = kerr.OffsetOutOfRange.Code
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
+			// Wait for data beyond what is readable now.
+			targets = append(targets, fetchTarget{t: ti, p: pi, part: part, offset: max(hw, rp.FetchOffset)})
+			switch {
+			case rp.FetchOffset >= hw:
+			case remaining > 0:
+				max := min(int(rp.PartitionMaxBytes), remaining)
+				if total > 0 && max <= 0 {
+					break
+				}
+				res, err := part.Read(rp.FetchOffset, max)
+				if err == nil {
+					sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = res.HighWatermark, res.HighWatermark, res.LogStartOffset
+					sp.RecordBatches, err = res.AppendTo(make([]byte, 0, res.Len()))
+					res.Release()
+				}
+				if err != nil {
+					sp.ErrorCode = errorCode(err)
+					sp.RecordBatches = []byte{}
+				}
+				total += len(sp.RecordBatches)
+				remaining -= len(sp.RecordBatches)
+			}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp, targets, total
+}

@@ -1,0 +1,210 @@
+package kafka
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kbin"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// request is one decoded request and what is known of its sender.
+type request struct {
+	key, version int16
+	corr         int32
+	clientID     string
+	kreq         kmsg.Request
+	conn         *conn
+}
+
+// reply is a response in the making. The part of a request that must run in
+// order with the connection's other requests (an append, for instance) runs
+// in the handler; finish runs later, in the connection's writer, and may wait
+// (for an fsync, or for fetch data). A nil finish, or a nil response from it,
+// means no response is sent (Produce with acks=0).
+type reply struct {
+	finish func(ctx context.Context) kmsg.Response
+}
+
+func now(resp kmsg.Response) reply {
+	return reply{finish: func(context.Context) kmsg.Response { return resp }}
+}
+
+// handler serves one API key.
+type handler struct {
+	min, max int16
+	serve    func(ctx context.Context, r *request) (reply, error)
+}
+
+type pending struct {
+	req   *request
+	reply reply
+}
+
+// conn is one client connection. The reader goroutine decodes requests and
+// runs their handlers in arrival order; the writer goroutine finishes and
+// writes the responses in the same order, so requests pipeline while
+// responses stay in request order.
+type conn struct {
+	s      *Server
+	nc     net.Conn
+	queue  chan pending
+	ctx    context.Context
+	cancel context.CancelFunc
+	once   sync.Once
+}
+
+func newConn(s *Server, nc net.Conn) *conn {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &conn{s: s, nc: nc, queue: make(chan pending, s.opts.MaxInFlight), ctx: ctx, cancel: cancel}
+}
+
+// stopReading makes the reader stop at its next read; requests already read
+// are still answered.
+func (c *conn) stopReading() { c.nc.SetReadDeadline(time.Now()) }
+
+func (c *conn) serve() {
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		c.writeLoop()
+	}()
+	err := c.readLoop()
+	close(c.queue)
+	<-writerDone
+	c.cancel()
+	c.nc.Close()
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, errStopped) {
+		c.s.logger.Debug("connection closed", "remote", c.nc.RemoteAddr().String(), "reason", err)
+	}
+}
+
+var errStopped = errors.New("connection stopped")
+
+func (c *conn) readLoop() error {
+	var size [4]byte
+	for {
+		if _, err := io.ReadFull(c.nc, size[:]); err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				return errStopped
+			}
+			return err
+		}
+		n := int32(binary.BigEndian.Uint32(size[:]))
+		if n < 8 || n > c.s.opts.MaxRequestBytes {
+			return fmt.Errorf("request size %d outside [8, %d]", n, c.s.opts.MaxRequestBytes)
+		}
+		body := make([]byte, n)
+		if _, err := io.ReadFull(c.nc, body); err != nil {
+			return err
+		}
+		p, err := c.handle(body)
+		if err != nil {
+			return err
+		}
+		select {
+		case c.queue <- p:
+		case <-c.ctx.Done():
+			return errStopped
+		}
+	}
+}
+
+// handle decodes one request and runs its handler. An error closes the
+// connection, as Kafka does for a request it cannot parse.
+func (c *conn) handle(body []byte) (p pending, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			c.s.logger.Error("panic serving a request; closing the connection", "panic", v, "stack", string(debug.Stack()))
+			err = fmt.Errorf("internal error")
+		}
+	}()
+	rd := kbin.Reader{Src: body}
+	r := &request{key: rd.Int16(), version: rd.Int16(), corr: rd.Int32(), conn: c}
+	if id := rd.NullableString(); id != nil {
+		r.clientID = *id
+	}
+	if !rd.Ok() {
+		return p, fmt.Errorf("truncated request header")
+	}
+	h, ok := c.s.handlers[r.key]
+	if !ok {
+		return p, fmt.Errorf("unsupported API key %d", r.key)
+	}
+	if r.version < h.min || r.version > h.max {
+		if r.key == 18 {
+			// ApiVersions of an unknown version: a v0 answer with
+			// UNSUPPORTED_VERSION and our range, so the client can retry.
+			p.req, p.reply = r, now(c.s.unsupportedAPIVersions(r))
+			return p, nil
+		}
+		return p, fmt.Errorf("API key %d version %d outside [%d, %d]", r.key, r.version, h.min, h.max)
+	}
+	r.kreq = kmsg.RequestForKey(r.key)
+	r.kreq.SetVersion(r.version)
+	if r.kreq.IsFlexible() {
+		kmsg.SkipTags(&rd)
+		if !rd.Ok() {
+			return p, fmt.Errorf("truncated request header tags")
+		}
+	}
+	if err := r.kreq.ReadFrom(rd.Src); err != nil {
+		return p, fmt.Errorf("decoding API key %d v%d: %w", r.key, r.version, err)
+	}
+	rep, err := h.serve(c.ctx, r)
+	if err != nil {
+		return p, err
+	}
+	return pending{req: r, reply: rep}, nil
+}
+
+func (c *conn) writeLoop() {
+	var buf []byte
+	failed := false
+	for p := range c.queue {
+		if failed || p.reply.finish == nil {
+			continue
+		}
+		resp := c.finish(p)
+		if resp == nil {
+			continue
+		}
+		buf = append(buf[:0], 0, 0, 0, 0)
+		buf = binary.BigEndian.AppendUint32(buf, uint32(p.req.corr))
+		// Flexible responses carry header v1 (tagged fields), except
+		// ApiVersions, whose response header is always v0.
+		if resp.IsFlexible() && p.req.key != 18 {
+			buf = append(buf, 0)
+		}
+		buf = resp.AppendTo(buf)
+		binary.BigEndian.PutUint32(buf, uint32(len(buf)-4))
+		if _, err := c.nc.Write(buf); err != nil {
+			failed = true
+			c.cancel()
+			c.nc.Close()
+		}
+		if cap(buf) > 1<<20 {
+			buf = nil
+		}
+	}
+}
+
+func (c *conn) finish(p pending) (resp kmsg.Response) {
+	defer func() {
+		if v := recover(); v != nil {
+			c.s.logger.Error("panic finishing a request; closing the connection", "panic", v, "stack", string(debug.Stack()))
+			resp = nil
+			c.cancel()
+			c.nc.Close()
+		}
+	}()
+	return p.reply.finish(c.ctx)
+}

@@ -1,0 +1,59 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/wharfmq/wharf/internal/broker"
+)
+
+// errorCode maps a core error to its Kafka error code: the one table of
+// this adapter. nil maps to 0.
+func errorCode(err error) int16 {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, broker.ErrUnknownTopic), errors.Is(err, broker.ErrUnknownPartition):
+		return kerr.UnknownTopicOrPartition.Code
+	case errors.Is(err, broker.ErrTopicExists):
+		return kerr.TopicAlreadyExists.Code
+	case errors.Is(err, broker.ErrInvalidTopic):
+		return kerr.InvalidTopicException.Code
+	case errors.Is(err, broker.ErrInvalidPartitions):
+		return kerr.InvalidPartitions.Code
+	case errors.Is(err, broker.ErrInvalidConfig):
+		return kerr.InvalidConfig.Code
+	case errors.Is(err, broker.ErrCorruptBatch):
+		return kerr.CorruptMessage.Code
+	case errors.Is(err, broker.ErrInvalidRecord):
+		return kerr.InvalidRecord.Code
+	case errors.Is(err, broker.ErrBatchTooLarge):
+		return kerr.MessageTooLarge.Code
+	case errors.Is(err, broker.ErrUnsupportedMagic):
+		return kerr.UnsupportedForMessageFormat.Code
+	case errors.Is(err, broker.ErrOutOfOrderSequence):
+		return kerr.OutOfOrderSequenceNumber.Code
+	case errors.Is(err, broker.ErrInvalidProducerEpoch):
+		return kerr.InvalidProducerEpoch.Code
+	case errors.Is(err, broker.ErrOffsetOutOfRange):
+		return kerr.OffsetOutOfRange.Code
+	case errors.Is(err, broker.ErrStorage):
+		return kerr.KafkaStorageError.Code
+	case errors.Is(err, broker.ErrClosed), errors.Is(err, broker.ErrLogClosed):
+		return kerr.NotLeaderForPartition.Code
+	case errors.Is(err, context.DeadlineExceeded):
+		return kerr.RequestTimedOut.Code
+	}
+	return kerr.UnknownServerError.Code
+}
+
+// errorMessage is err's text for the response's optional message field.
+func errorMessage(err error) *string {
+	if err == nil {
+		return nil
+	}
+	s := err.Error()
+	return &s
+}

@@ -1,0 +1,15 @@
+package kafka
+
+// handlerTable lists every API key this server implements, with the
+// versions it advertises: from 0 up to what Kafka 3.9 supports.
+func (s *Server) handlerTable() map[int16]handler {
+	return map[int16]handler{
+		0:  {0, 11, s.handleProduce},
+		1:  {0, 16, s.handleFetch},
+		2:  {0, 8, s.handleListOffsets},
+		3:  {0, 12, s.handleMetadata},
+		18: {0, 3, s.handleAPIVersions},
+		19: {0, 7, s.handleCreateTopics},
+		20: {0, 6, s.handleDeleteTopics},
+	}
+}
