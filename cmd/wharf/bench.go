@@ -1,0 +1,114 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/wharfmq/wharf/internal/bench"
+)
+
+func newBenchCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure a broker with Wharf's own load generators",
+	}
+	cmd.AddCommand(newBenchKafkaCmd())
+	return cmd
+}
+
+func newBenchKafkaCmd() *cobra.Command {
+	var (
+		o       bench.KafkaOptions
+		brokers string
+		against string
+		workDir string
+	)
+	cmd := &cobra.Command{
+		Use:   "kafka",
+		Short: "Produce and consume over the Kafka protocol; print one JSON line per broker",
+		Long: `Runs franz-go producers and a consumer in this process against a
+Kafka-compatible broker and prints one JSON line: msgs/s, MB/s, p50/p99/max
+end-to-end latency (each record carries its send time), and lost and
+duplicate counts. Payloads are incompressible.
+
+--against lists the brokers to measure in turn, in one run:
+  an address (host:port), "wharf" (a Wharf broker started in this process
+  on a temporary data dir, acknowledging after fsync), or "kfake"
+  (franz-go's kfake on disk with synced writes, as a peer).
+With more than one, a last line gives each one's ratios to the first.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			targets := strings.Split(against, ",")
+			if brokers != "" {
+				targets = []string{brokers}
+			}
+			logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+			enc := json.NewEncoder(cmd.OutOrStdout())
+			var results []bench.KafkaResult
+			for i, name := range targets {
+				var t bench.Target
+				var err error
+				switch name {
+				case "wharf":
+					t, err = bench.StartEmbeddedWharf(workDir, logger)
+				case "kfake":
+					t, err = bench.StartKfake(workDir)
+				default:
+					t = bench.Target{Name: name, Addr: name, Close: func() {}}
+				}
+				if err != nil {
+					return err
+				}
+				run := o
+				run.Brokers = []string{t.Addr}
+				if run.Topic == "" {
+					run.Topic = fmt.Sprintf("bench-%d-%d", time.Now().UnixNano(), i)
+				}
+				res, err := bench.RunKafka(cmd.Context(), t.Name, run)
+				t.Close()
+				if err != nil {
+					return fmt.Errorf("%s: %w", t.Name, err)
+				}
+				if err := enc.Encode(res); err != nil {
+					return err
+				}
+				results = append(results, res)
+			}
+			if len(results) > 1 {
+				base := results[0]
+				for _, r := range results[1:] {
+					ratio := map[string]any{
+						"compare":          base.Target + "/" + r.Target,
+						"throughput_ratio": base.MsgsPerSec / r.MsgsPerSec,
+						"p99_ratio":        base.P99Ms / r.P99Ms,
+					}
+					if err := enc.Encode(ratio); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&brokers, "brokers", "", "bootstrap address of the broker to measure (overrides --against)")
+	f.StringVar(&against, "against", "wharf", `comma-separated brokers to measure in turn: host:port, "wharf" or "kfake"`)
+	f.StringVar(&workDir, "work-dir", os.TempDir(), "where embedded brokers keep their temporary data")
+	f.StringVar(&o.Topic, "topic", "", "topic to use (default: a fresh one per broker)")
+	f.Int32Var(&o.Partitions, "partitions", 6, "partitions of the topic")
+	f.IntVar(&o.RecordSize, "record-size", 1024, "bytes per record value")
+	f.Int64Var(&o.Count, "count", 200000, "records to produce (0: run for --duration)")
+	f.DurationVar(&o.Duration, "duration", 10*time.Second, "how long to produce when --count is 0")
+	f.StringVar(&o.Acks, "acks", "all", "all, leader or none")
+	f.StringVar(&o.Compression, "compression", "none", "none, gzip, snappy, lz4 or zstd")
+	f.IntVar(&o.Producers, "producers", 1, "producer clients")
+	f.IntVar(&o.Rate, "rate", 0, "records per second over all producers (0: as fast as possible)")
+	f.DurationVar(&o.Drain, "drain", 30*time.Second, "how long to wait for the consumer after producing")
+	return cmd
+}
