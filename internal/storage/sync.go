@@ -161,6 +161,10 @@ func (l *Log) cutBack(cause error) {
 	s.sealed, s.indexed = false, false
 	l.next = s.next
 	l.hw, l.hwSeg, l.hwPos = s.next, s, s.size
+	// Appends of this generation that ended at or below hw are durable and
+	// kept; waitDurable tells them apart from the discarded ones. One entry
+	// per failed fsync.
+	l.cutHW = append(l.cutHW, l.hw)
 	l.gen++
 	l.genErr = fmt.Errorf("%w: %w; unacknowledged appends after offset %d were discarded", ErrStorage, cause, l.hw)
 	l.dirDirty = true
