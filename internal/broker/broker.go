@@ -32,6 +32,8 @@ type Options struct {
 	// RetentionCheckInterval is how often retention and segment age are
 	// enforced; zero means five minutes.
 	RetentionCheckInterval time.Duration
+	// Groups configures consumer groups and committed offsets.
+	Groups GroupOptions
 }
 
 // Broker is the protocol-neutral core: it owns the metadata state machine
@@ -50,6 +52,10 @@ type Broker struct {
 
 	topicsMu sync.RWMutex
 	topics   map[string]*Topic
+
+	groups *groupCoordinator // consumer groups and committed offsets
+
+	pids producerIDs // Kafka producer ids; see producerids.go
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -105,6 +111,10 @@ func Open(opts Options) (*Broker, error) {
 		return nil, err
 	}
 	if err := b.load(); err != nil {
+		b.closeAll()
+		return nil, err
+	}
+	if err := b.openGroups(); err != nil {
 		b.closeAll()
 		return nil, err
 	}
@@ -343,6 +353,7 @@ func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
 	t := b.topics[name]
 	delete(b.topics, name)
 	b.topicsMu.Unlock()
+	b.groups.topicDeleted(name)
 	var errs []error
 	if t != nil {
 		for _, p := range t.Partitions {
@@ -355,29 +366,9 @@ func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
 }
 
 // SetTopicConfig replaces a topic's explicit configs (Kafka's AlterConfigs);
-// callers that change single keys merge them first.
+// callers that change single keys use UpdateTopicConfig.
 func (b *Broker) SetTopicConfig(ctx context.Context, name string, configs map[string]string) error {
-	cfg, err := topicLogConfig(b.opts.LogDefaults, configs)
-	if err != nil {
-		return err
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if _, ok := b.state.Topic(name); !ok {
-		return fmt.Errorf("%w: %q", ErrUnknownTopic, name)
-	}
-	if err := b.commit(ctx, Command{SetTopicConfig: &SetTopicConfig{Name: name, Configs: configs}}); err != nil {
-		return err
-	}
-	b.topicsMu.RLock()
-	t := b.topics[name]
-	b.topicsMu.RUnlock()
-	for _, p := range t.Partitions {
-		if err := p.log.SetConfig(cfg); err != nil {
-			return err
-		}
-	}
-	return nil
+	return b.UpdateTopicConfig(ctx, name, false, func(map[string]string) (map[string]string, error) { return configs, nil })
 }
 
 // CreatePartitions grows a topic to total partitions.
@@ -508,6 +499,11 @@ func (b *Broker) Close() error {
 
 func (b *Broker) closeAll() error {
 	var errs []error
+	if b.groups != nil {
+		if err := b.groups.close(); err != nil {
+			errs = append(errs, fmt.Errorf("closing the offsets log: %w", err))
+		}
+	}
 	b.topicsMu.Lock()
 	for _, t := range b.topics {
 		for _, p := range t.Partitions {

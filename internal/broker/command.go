@@ -36,6 +36,8 @@ type Command struct {
 	DeleteTopic      *DeleteTopic      `json:"delete_topic,omitempty"`
 	SetTopicConfig   *SetTopicConfig   `json:"set_topic_config,omitempty"`
 	CreatePartitions *CreatePartitions `json:"create_partitions,omitempty"`
+
+	AllocateProducerIDs *AllocateProducerIDs `json:"allocate_producer_ids,omitempty"`
 }
 
 // CreateTopic adds a topic.
@@ -75,6 +77,8 @@ func (c Command) kind() string {
 		return "set_topic_config"
 	case c.CreatePartitions != nil:
 		return "create_partitions"
+	case c.AllocateProducerIDs != nil:
+		return "allocate_producer_ids"
 	}
 	return "empty"
 }

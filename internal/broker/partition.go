@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -46,10 +47,18 @@ func (p *Partition) Append(ctx context.Context, batches []byte) (AppendResult, e
 // producer's epoch and sequence: a retry of one of its last five batches is
 // answered with the original offsets and not written again; a gap is
 // ErrOutOfOrderSequence and a stale epoch ErrInvalidProducerEpoch.
+// Transactional and control batches are refused: there are no transactions
+// to write them in.
 func (p *Partition) Produce(batches []byte) (AppendResult, Pending, error) {
 	first, err := storage.CheckBatch(batches, 0)
 	if err != nil {
 		return AppendResult{}, Pending{}, err
+	}
+	switch {
+	case first.IsControl():
+		return AppendResult{}, Pending{}, fmt.Errorf("%w: clients may not write control batches", ErrInvalidRecord)
+	case first.IsTransactional():
+		return AppendResult{}, Pending{}, fmt.Errorf("%w: transactional batches are not supported", ErrInvalidRecord)
 	}
 	pid := first.ProducerID()
 	if pid < 0 {
@@ -59,7 +68,7 @@ func (p *Partition) Produce(batches []byte) (AppendResult, Pending, error) {
 		return AppendResult{}, Pending{}, fmt.Errorf("%w: an idempotent produce must carry one batch per partition", ErrInvalidRecord)
 	}
 	epoch, firstSeq := first.ProducerEpoch(), first.BaseSequence()
-	lastSeq := firstSeq + first.LastOffsetDelta()
+	lastSeq := lastSequence(firstSeq, first.LastOffsetDelta())
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	st := p.producers[pid]
@@ -71,30 +80,35 @@ func (p *Partition) Produce(batches []byte) (AppendResult, Pending, error) {
 		return AppendResult{}, Pending{}, err
 	}
 	if dup != nil {
+		// The retry is durable when the original append is, and fails
+		// with it if a failed fsync discarded it.
 		start, _, _ := p.log.Offsets()
 		res := AppendResult{BaseOffset: dup.base, LastOffset: dup.last, LogAppendTime: dup.logAppendTime, LogStartOffset: start}
-		return res, p.log.PendingUntil(dup.last + 1), nil
+		return res, dup.pending, nil
 	}
 	res, pending, err := p.log.AppendAsync(batches)
 	if err != nil {
 		return res, pending, err
 	}
-	st.record(epoch, producerBatch{firstSeq: firstSeq, lastSeq: lastSeq, base: res.BaseOffset, last: res.LastOffset, logAppendTime: res.LogAppendTime})
+	st.record(epoch, producerBatch{
+		firstSeq: firstSeq, lastSeq: lastSeq, base: res.BaseOffset, last: res.LastOffset,
+		logAppendTime: res.LogAppendTime, pending: pending,
+	})
 	p.producers[pid] = st
 	return res, pending, nil
 }
 
-// Forget drops what the partition remembers of batches at or past the log
-// end: after a failed fsync cut the log back, a retry of such a batch must
-// be written again, not answered as a duplicate.
+// Forget drops what the partition remembers of batches that a failed fsync
+// discarded: a retry of such a batch must be written again, not answered as
+// a duplicate. Batches are told apart by their own appends' outcome, not
+// by offsets, which later appends may have reused.
 func (p *Partition) Forget() {
-	_, _, end := p.log.Offsets()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for pid, st := range p.producers {
 		kept := st.batches[:0]
 		for _, b := range st.batches {
-			if b.last < end {
+			if !discarded(b.pending) {
 				kept = append(kept, b)
 			}
 		}
@@ -103,6 +117,13 @@ func (p *Partition) Forget() {
 			delete(p.producers, pid)
 		}
 	}
+}
+
+// discarded reports, without waiting, whether an append failed for good.
+func discarded(pending Pending) bool {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return errors.Is(pending.Wait(ctx), ErrStorage)
 }
 
 // Read returns stored batches from the one holding offset; the caller must

@@ -21,6 +21,7 @@ type producerBatch struct {
 	firstSeq, lastSeq int32
 	base, last        int64
 	logAppendTime     int64
+	pending           Pending // the append's durability; zero when read back from disk
 }
 
 // producerState is what a partition knows of one producer id: its epoch
@@ -31,7 +32,24 @@ type producerState struct {
 }
 
 func inSequence(last, next int32) bool {
-	return next == last+1 || (last == math.MaxInt32 && next == 0)
+	return next == nextSequence(last)
+}
+
+// nextSequence is the sequence after seq: sequences wrap from MaxInt32 to 0.
+func nextSequence(seq int32) int32 {
+	if seq == math.MaxInt32 {
+		return 0
+	}
+	return seq + 1
+}
+
+// lastSequence is the sequence of a batch's last record, wrapping past
+// MaxInt32 as Kafka's producers do.
+func lastSequence(first, lastOffsetDelta int32) int32 {
+	if first > math.MaxInt32-lastOffsetDelta {
+		return lastOffsetDelta - (math.MaxInt32 - first) - 1
+	}
+	return first + lastOffsetDelta
 }
 
 // lastSeq returns the producer's last sequence, or false when none is known.
@@ -61,7 +79,7 @@ func (st *producerState) check(epoch int16, first, last int32) (*producerBatch, 
 		}
 	}
 	if prev, ok := st.lastSeq(); ok && !inSequence(prev, first) {
-		return nil, fmt.Errorf("%w: expected sequence %d, got %d", ErrOutOfOrderSequence, prev+1, first)
+		return nil, fmt.Errorf("%w: expected sequence %d, got %d", ErrOutOfOrderSequence, nextSequence(prev), first)
 	}
 	return nil, nil
 }
@@ -100,7 +118,7 @@ func (p *Partition) rebuildProducers() error {
 			lat = b.MaxTimestamp()
 		}
 		st.record(b.ProducerEpoch(), producerBatch{
-			firstSeq: b.BaseSequence(), lastSeq: b.BaseSequence() + b.LastOffsetDelta(),
+			firstSeq: b.BaseSequence(), lastSeq: lastSequence(b.BaseSequence(), b.LastOffsetDelta()),
 			base: b.BaseOffset(), last: b.LastOffset(), logAppendTime: lat,
 		})
 		return true

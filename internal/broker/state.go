@@ -17,7 +17,8 @@ type TopicState struct {
 // State is the metadata state machine. Apply is deterministic: the same
 // commands in the same order give the same State on every node.
 type State struct {
-	topics map[string]*TopicState
+	topics         map[string]*TopicState
+	nextProducerID int64 // the first producer id no block has reserved
 }
 
 // NewState returns an empty State.
@@ -59,6 +60,8 @@ func (s *State) Apply(c Command) error {
 				ErrInvalidPartitions, t.Name, t.Partitions, c.CreatePartitions.Total)
 		}
 		t.Partitions = c.CreatePartitions.Total
+	case c.AllocateProducerIDs != nil:
+		return s.applyAllocateProducerIDs(c.AllocateProducerIDs)
 	default:
 		return fmt.Errorf("empty metadata command")
 	}

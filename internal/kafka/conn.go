@@ -77,6 +77,11 @@ func (c *conn) serve() {
 		c.writeLoop()
 	}()
 	err := c.readLoop()
+	if !errors.Is(err, errStopped) {
+		// The client is gone or broke the protocol: nobody waits for the
+		// answers, so requests still waiting (a fetch's long poll) end now.
+		c.cancel()
+	}
 	close(c.queue)
 	<-writerDone
 	c.cancel()

@@ -41,6 +41,34 @@ func errorCode(err error) int16 {
 		return kerr.OffsetOutOfRange.Code
 	case errors.Is(err, broker.ErrStorage):
 		return kerr.KafkaStorageError.Code
+	case errors.Is(err, broker.ErrInvalidGroupID):
+		return kerr.InvalidGroupID.Code
+	case errors.Is(err, broker.ErrInvalidSessionTimeout):
+		return kerr.InvalidSessionTimeout.Code
+	case errors.Is(err, broker.ErrInconsistentGroupProtocol):
+		return kerr.InconsistentGroupProtocol.Code
+	case errors.Is(err, broker.ErrMemberIDRequired):
+		return kerr.MemberIDRequired.Code
+	case errors.Is(err, broker.ErrUnknownMemberID):
+		return kerr.UnknownMemberID.Code
+	case errors.Is(err, broker.ErrFencedInstanceID):
+		return kerr.FencedInstanceID.Code
+	case errors.Is(err, broker.ErrIllegalGeneration):
+		return kerr.IllegalGeneration.Code
+	case errors.Is(err, broker.ErrRebalanceInProgress):
+		return kerr.RebalanceInProgress.Code
+	case errors.Is(err, broker.ErrGroupIDNotFound):
+		return kerr.GroupIDNotFound.Code
+	case errors.Is(err, broker.ErrNonEmptyGroup):
+		return kerr.NonEmptyGroup.Code
+	case errors.Is(err, broker.ErrGroupSubscribedToTopic):
+		return kerr.GroupSubscribedToTopic.Code
+	case errors.Is(err, broker.ErrGroupMaxSizeReached):
+		return kerr.GroupMaxSizeReached.Code
+	case errors.Is(err, broker.ErrOffsetMetadataTooLarge):
+		return kerr.OffsetMetadataTooLarge.Code
+	case errors.Is(err, broker.ErrNotCoordinator):
+		return kerr.NotCoordinator.Code
 	case errors.Is(err, broker.ErrClosed), errors.Is(err, broker.ErrLogClosed):
 		return kerr.NotLeaderForPartition.Code
 	case errors.Is(err, context.DeadlineExceeded):

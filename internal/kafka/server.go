@@ -49,6 +49,7 @@ type Server struct {
 	host     string
 	port     int32
 	handlers map[int16]handler
+	stopping chan struct{} // closed by Shutdown; ends waits on other clients (JoinGroup, SyncGroup)
 }
 
 // NewServer returns a server for b; call Serve to start it.
@@ -65,7 +66,7 @@ func NewServer(b *broker.Broker, opts Options) *Server {
 	if opts.MaxInFlight <= 0 {
 		opts.MaxInFlight = 64
 	}
-	s := &Server{b: b, opts: opts, logger: opts.Logger.With("listener", "kafka"), conns: map[*conn]struct{}{}}
+	s := &Server{b: b, opts: opts, logger: opts.Logger.With("listener", "kafka"), conns: map[*conn]struct{}{}, stopping: make(chan struct{})}
 	s.handlers = s.handlerTable()
 	return s
 }
@@ -124,6 +125,9 @@ func (s *Server) Serve(ln net.Listener) error {
 // has read, and closes them; past ctx's deadline it closes them at once.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
+	if !s.closing {
+		close(s.stopping)
+	}
 	s.closing = true
 	if s.ln != nil {
 		s.ln.Close()
