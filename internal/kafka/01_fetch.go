@@ -49,6 +49,16 @@ type fetchTarget struct {
 
 func (s *Server) fetch(ctx context.Context, r *request, req *kmsg.FetchRequest) kmsg.Response {
 	deadline := time.Now().Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
+	// A shutdown ends the long poll: the fetch answers with what it has.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-s.stopping:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	for {
 		resp, targets, size := s.fetchOnce(r, req)
 		if size >= int(req.MinBytes) || !time.Now().Before(deadline) || len(targets) == 0 {

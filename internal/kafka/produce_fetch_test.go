@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -68,5 +69,25 @@ func TestProduceConsumeEveryCodec(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestShutdownEndsLongPoll checks that a fetch waiting for data does not
+// hold a shutdown for its whole max wait: it is answered at once, so
+// Shutdown finishes cleanly instead of running out its deadline and
+// closing the connection.
+func TestShutdownEndsLongPoll(t *testing.T) {
+	ts := startServer(t, nil)
+	ctx := testCtx(t)
+	if _, err := ts.admin().CreateTopic(ctx, 1, 1, nil, "idle"); err != nil {
+		t.Fatal(err)
+	}
+	c := ts.client(kgo.ConsumeTopics("idle"), kgo.FetchMaxWait(time.Minute))
+	go c.PollFetches(ctx)
+	time.Sleep(200 * time.Millisecond) // let the long poll start
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := ts.srv.Shutdown(sctx); err != nil {
+		t.Fatalf("shutdown did not finish cleanly while a fetch long-polled: %v", err)
 	}
 }

@@ -1,0 +1,295 @@
+#!/usr/bin/env bash
+# Compatibility checks: real Kafka clients other than franz-go against a
+# freshly built wharf.
+#
+#   kcat                   (librdkafka's command-line client)
+#   confluent_check.py     (confluent-kafka-python, librdkafka)
+#   kafka_python_check.py  (kafka-python, pure Python)
+#
+# Builds wharf, starts `wharf serve` on a free loopback port with a fresh
+# data directory, runs every check with a time limit and prints one line per
+# check (PASS, FAIL or SKIP, then its name), the output of each failed check,
+# and a final line "N passed, N failed" (", N skipped" follows when checks
+# were skipped). Exits 1 if any check failed.
+#
+# A client that is not installed is skipped, except when CI=true: then it is
+# a failure, so that CI runs every check. On Debian the clients are the
+# packages kcat, python3-confluent-kafka and python3-kafka; the Python
+# modules are looked for in /usr/bin/python3 (which sees Debian's packages)
+# before python3 on PATH. PYTHON=... names another interpreter.
+#
+# Environment: COMPAT_BOOTSTRAP=HOST:PORT runs the checks against a broker
+# that is already running instead of building and starting wharf;
+# CHECK_TIMEOUT (seconds per check, default 120),
+# WHARF_LOG_LEVEL for the server (default debug), KEEP_TMP=1 keeps the
+# temporary directory (data and server log) and prints where it is.
+set -euo pipefail
+
+cd "$(dirname "$0")/../.."
+
+if ! command -v go >/dev/null 2>&1; then
+	export PATH="/usr/local/go/bin:$PATH"
+fi
+
+CHECK_TIMEOUT="${CHECK_TIMEOUT:-120}"
+GROUP_TIMEOUT=45 # one kcat -G run: joining a group and reading to the end
+# Topic and group names carry this, so a run against a broker that is
+# already running (COMPAT_BOOTSTRAP) starts from empty topics.
+run_id="$(date +%s)-$$"
+in_ci=false
+if [ "${CI:-}" = "true" ]; then in_ci=true; fi
+
+tmp="$(mktemp -d)"
+pid=""
+cleanup() {
+	if [ -n "$pid" ]; then
+		kill -TERM "$pid" 2>/dev/null || true
+		for _ in $(seq 50); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	fi
+	if [ "${KEEP_TMP:-}" = "1" ]; then
+		echo "compat: kept $tmp" >&2
+	else
+		rm -rf "$tmp"
+	fi
+}
+trap cleanup EXIT
+
+die() {
+	echo "compat: $*" >&2
+	if [ -f "$tmp/wharf.log" ]; then
+		echo "--- wharf log (last 50 lines) ---" >&2
+		tail -n 50 "$tmp/wharf.log" >&2
+	fi
+	exit 1
+}
+
+# ---------------------------------------------------------------- server
+
+bootstrap=""
+if [ -n "${COMPAT_BOOTSTRAP:-}" ]; then
+	# An already running broker, such as a real Kafka to check the checks.
+	bootstrap="$COMPAT_BOOTSTRAP"
+	echo "compat: using the broker at $bootstrap (COMPAT_BOOTSTRAP); wharf is not started"
+else
+	echo "compat: building wharf"
+	go build -o "$tmp/wharf" ./cmd/wharf
+
+	# Port 0 picks a free port; the bound address is logged. AMQP and HTTP are
+	# not needed here and stay off.
+	"$tmp/wharf" serve \
+		--data-dir "$tmp/data" \
+		--kafka-listen 127.0.0.1:0 \
+		--auto-create-topics=true \
+		--amqp-listen "" \
+		--http-listen "" \
+		--log-level "${WHARF_LOG_LEVEL:-debug}" \
+		>"$tmp/wharf.log" 2>&1 &
+	pid=$!
+
+	bootstrap=""
+	for _ in $(seq 150); do
+		kill -0 "$pid" 2>/dev/null || die "wharf exited during startup"
+		addr="$(sed -n 's/.*listener=kafka addr=\([^ ]*\).*/\1/p' "$tmp/wharf.log" | head -n 1)"
+		if [ -n "$addr" ] && (exec 3<>"/dev/tcp/${addr%:*}/${addr##*:}") 2>/dev/null; then
+			bootstrap="$addr"
+			break
+		fi
+		sleep 0.1
+	done
+	[ -n "$bootstrap" ] || die "the Kafka listener did not accept connections within 15s"
+	echo "compat: wharf is serving Kafka on $bootstrap"
+fi
+
+# ---------------------------------------------------------------- tools
+
+kcat_bin=""
+for c in kcat kafkacat; do
+	if command -v "$c" >/dev/null 2>&1; then
+		kcat_bin="$(command -v "$c")"
+		break
+	fi
+done
+
+# find_python MODULE prints the first interpreter that imports MODULE.
+find_python() {
+	local candidates=()
+	if [ -n "${PYTHON:-}" ]; then
+		candidates=("$PYTHON")
+	else
+		candidates=(/usr/bin/python3 python3)
+	fi
+	local py
+	for py in "${candidates[@]}"; do
+		if command -v "$py" >/dev/null 2>&1 && "$py" -c "import $1" >/dev/null 2>&1; then
+			command -v "$py"
+			return 0
+		fi
+	done
+	return 1
+}
+py_confluent="$(find_python confluent_kafka || true)"
+py_kafka="$(find_python kafka || true)"
+
+# ---------------------------------------------------------------- runner
+
+passed=0
+failed=0
+skipped=0
+
+# run_check NAME MISSING CMD... runs CMD (a function or a program) with its
+# output in a file. A non-empty MISSING says which tool is absent: the check
+# is skipped, or fails under CI=true.
+run_check() {
+	local name="$1" missing="$2"
+	shift 2
+	if [ -n "$missing" ]; then
+		if $in_ci; then
+			echo "FAIL $name ($missing; CI=true requires it)"
+			failed=$((failed + 1))
+		else
+			echo "SKIP $name ($missing)"
+			skipped=$((skipped + 1))
+		fi
+		return 0
+	fi
+	if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
+		echo "FAIL $name (wharf is no longer running)"
+		failed=$((failed + 1))
+		return 0
+	fi
+	local out="$tmp/check-$name.out" status=0
+	"$@" >"$out" 2>&1 || status=$?
+	if [ "$status" -eq 0 ]; then
+		echo "PASS $name"
+		passed=$((passed + 1))
+	else
+		if [ "$status" -eq 124 ]; then
+			echo "FAIL $name (timed out after ${CHECK_TIMEOUT}s)"
+		else
+			echo "FAIL $name"
+		fi
+		failed=$((failed + 1))
+		tail -n 40 "$out" | sed 's/^/    | /'
+	fi
+}
+
+# limit runs a command under the per-check time limit.
+limit() {
+	timeout -k 5 "$CHECK_TIMEOUT" "$@"
+}
+
+# ---------------------------------------------------------------- kcat
+
+# kcat -L lists the broker at its advertised address and a topic that a
+# produce created.
+check_kcat_metadata() {
+	local topic="compat-kcat-metadata-$run_id"
+	printf 'k:created\n' | limit "$kcat_bin" -b "$bootstrap" -P -t "$topic" -K: ||
+		{ echo "kcat -P to $topic failed"; return 1; }
+	limit "$kcat_bin" -b "$bootstrap" -L >"$tmp/kcat-L.txt" ||
+		{ echo "kcat -L failed"; return 1; }
+	cat "$tmp/kcat-L.txt"
+	grep -Eq "^ *broker [0-9]+ at ${bootstrap}( |\$)" "$tmp/kcat-L.txt" ||
+		{ echo "kcat -L does not list the broker at $bootstrap"; return 1; }
+	grep -Eq "topic \"$topic\" with [0-9]+ partitions" "$tmp/kcat-L.txt" ||
+		{ echo "kcat -L does not list topic $topic"; return 1; }
+}
+
+# Records with keys (split at the first ':') and two headers, produced to
+# partition 0 and read back from the beginning in order, with key, value and
+# headers.
+check_kcat_produce_consume() {
+	local topic="compat-kcat-records-$run_id"
+	printf '%s\n' 'k1:v1' 'k2:hello world' 'k3:a:b:c' $'k4:caf\xc3\xa9' 'k5:' >"$tmp/kcat-in.txt"
+	limit "$kcat_bin" -b "$bootstrap" -P -t "$topic" -p 0 -K: -H a=b -H trace=compat-1 <"$tmp/kcat-in.txt" ||
+		{ echo "kcat -P failed"; return 1; }
+	sed 's/^\([^:]*\):\(.*\)$/\1 \2 a=b,trace=compat-1/' "$tmp/kcat-in.txt" >"$tmp/kcat-want.txt"
+	limit "$kcat_bin" -b "$bootstrap" -C -t "$topic" -p 0 -o beginning -e -f '%k %s %h\n' \
+		>"$tmp/kcat-got.txt" 2>"$tmp/kcat-C.err" ||
+		{ cat "$tmp/kcat-C.err"; echo "kcat -C failed"; return 1; }
+	diff -u "$tmp/kcat-want.txt" "$tmp/kcat-got.txt" ||
+		{ echo "kcat -C output differs from what was produced (--- want, +++ got)"; return 1; }
+	cat "$tmp/kcat-got.txt"
+}
+
+# A balanced consumer (-G) reads every record; a second one in the same
+# group, after the first committed on exit, reads none. No -o here: in -G
+# mode kcat applies -o to every assignment, overriding committed offsets.
+check_kcat_group() {
+	local topic="compat-kcat-group-$run_id" group="compat-kcat-group-$run_id"
+	seq 1 20 | sed 's/.*/key&:value &/' >"$tmp/kcat-group-in.txt"
+	limit "$kcat_bin" -b "$bootstrap" -P -t "$topic" -K: <"$tmp/kcat-group-in.txt" ||
+		{ echo "kcat -P failed"; return 1; }
+	sed 's/:/ /' "$tmp/kcat-group-in.txt" | sort >"$tmp/kcat-group-want.txt"
+	local status=0
+	timeout -k 5 "$GROUP_TIMEOUT" "$kcat_bin" -b "$bootstrap" -G "$group" \
+		-X auto.offset.reset=earliest -e -f '%k %s\n' -d cgrp,protocol "$topic" \
+		>"$tmp/kcat-group-got.txt" 2>"$tmp/kcat-group.err" || status=$?
+	if [ "$status" -ne 0 ]; then
+		if [ "$status" -eq 124 ]; then
+			echo "kcat -G did not finish within ${GROUP_TIMEOUT}s; last distinct librdkafka debug lines:"
+		else
+			echo "kcat -G exited with status $status; last distinct librdkafka debug lines:"
+		fi
+		# Up to the shutdown that the time limit started.
+		sed '/received op TERMINATE/,$d' "$tmp/kcat-group.err" |
+			grep -E 'CGRP|JOIN|SYNC|HEARTBEAT|COORD|FindCoordinator|Unsupported|ERROR|FAIL' |
+			sed 's/^%[0-9]|[0-9.]*|//' | awk '!seen[$0]++' | tail -n 10
+		return 1
+	fi
+	sort "$tmp/kcat-group-got.txt" | diff -u "$tmp/kcat-group-want.txt" - ||
+		{ echo "kcat -G read other records than were produced (--- want, +++ got)"; return 1; }
+	echo "first consumer read $(wc -l <"$tmp/kcat-group-got.txt") records"
+	timeout -k 5 "$GROUP_TIMEOUT" "$kcat_bin" -b "$bootstrap" -G "$group" \
+		-X auto.offset.reset=earliest -e -f '%k %s\n' "$topic" \
+		>"$tmp/kcat-group-again.txt" 2>"$tmp/kcat-group-again.err" ||
+		{ tail -n 5 "$tmp/kcat-group-again.err"; echo "second kcat -G in the same group failed"; return 1; }
+	if [ -s "$tmp/kcat-group-again.txt" ]; then
+		echo "second kcat -G in group $group read $(wc -l <"$tmp/kcat-group-again.txt") records again; want none (offsets committed)"
+		return 1
+	fi
+	echo "second consumer in the same group read nothing new"
+}
+
+# ---------------------------------------------------------------- run
+
+missing_kcat=""
+[ -n "$kcat_bin" ] || missing_kcat="kcat is not installed"
+missing_confluent=""
+[ -n "$py_confluent" ] || missing_confluent="no python3 imports confluent_kafka: install python3-confluent-kafka"
+missing_kafka=""
+[ -n "$py_kafka" ] || missing_kafka="no python3 imports kafka: install python3-kafka"
+
+run_check kcat-metadata "$missing_kcat" check_kcat_metadata
+run_check kcat-produce-consume "$missing_kcat" check_kcat_produce_consume
+run_check kcat-group "$missing_kcat" check_kcat_group
+
+for c in admin produce group; do
+	run_check "confluent-kafka-$c" "$missing_confluent" \
+		limit "$py_confluent" tests/compat/confluent_check.py --bootstrap "$bootstrap" "$c"
+done
+for c in admin produce group; do
+	run_check "kafka-python-$c" "$missing_kafka" \
+		limit "$py_kafka" tests/compat/kafka_python_check.py --bootstrap "$bootstrap" "$c"
+done
+
+if [ "$failed" -gt 0 ] && [ -f "$tmp/wharf.log" ]; then
+	# Why the server closed connections (unsupported keys, versions) and
+	# what it warned about, to tell a client problem from a missing feature.
+	echo "--- wharf: reasons for closed connections (count) ---"
+	sed -n 's/.*msg="connection closed".* reason=\("[^"]*"\|[^ ]*\).*/\1/p' "$tmp/wharf.log" |
+		grep -v -E '^"?(EOF|.*use of closed network connection.*|.*connection reset by peer.*)"?$' |
+		sort | uniq -c | sort -rn | head -n 20 || true
+	echo "--- wharf: warnings and errors (last 20) ---"
+	grep -E 'level=(WARN|ERROR)' "$tmp/wharf.log" | tail -n 20 || true
+fi
+
+summary="$passed passed, $failed failed"
+if [ "$skipped" -gt 0 ]; then summary="$summary, $skipped skipped"; fi
+echo "$summary"
+[ "$failed" -eq 0 ]
