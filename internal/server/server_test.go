@@ -9,6 +9,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/wharfmq/wharf/internal/config"
 )
@@ -96,13 +99,16 @@ func TestRunServesAndShutsDown(t *testing.T) {
 	go func() { done <- Run(ctx, testConfig(t), slog.New(rec)) }()
 
 	startup := rec.waitFor(t, "wharf ready")
-	var addr string
+	var addr, kafkaAddr string
 	notAvailable := map[string]bool{}
 	for _, e := range startup {
 		switch e.msg {
 		case "listening":
-			if e.attrs["listener"] == "http" {
+			switch e.attrs["listener"] {
+			case "http":
 				addr = e.attrs["addr"]
+			case "kafka":
+				kafkaAddr = e.attrs["addr"]
 			}
 		case "listener not available yet":
 			notAvailable[e.attrs["listener"]] = true
@@ -111,9 +117,23 @@ func TestRunServesAndShutsDown(t *testing.T) {
 	if addr == "" || strings.HasSuffix(addr, ":0") {
 		t.Fatalf("no bound http address logged (got %q) in %+v", addr, startup)
 	}
-	if !notAvailable["kafka"] || !notAvailable["amqp"] {
-		t.Errorf("kafka and amqp should be logged as not available yet; got %v", notAvailable)
+	if notAvailable["kafka"] || !notAvailable["amqp"] {
+		t.Errorf("only amqp should be logged as not available yet; got %v", notAvailable)
 	}
+	if kafkaAddr == "" || strings.HasSuffix(kafkaAddr, ":0") {
+		t.Fatalf("no bound kafka address logged (got %q)", kafkaAddr)
+	}
+	// The Kafka listener answers a real client.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(kafkaAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pctx, pcancel := context.WithTimeout(ctx, 20*time.Second)
+	if err := cl.ProduceSync(pctx, &kgo.Record{Topic: "smoke", Value: []byte("v")}).FirstErr(); err != nil {
+		t.Errorf("produce to the kafka listener: %v", err)
+	}
+	pcancel()
+	cl.Close()
 
 	tests := []struct {
 		path       string
