@@ -124,7 +124,7 @@ func TestRunServesAndShutsDown(t *testing.T) {
 		t.Fatalf("no bound kafka address logged (got %q)", kafkaAddr)
 	}
 	// The Kafka listener answers a real client.
-	cl, err := kgo.NewClient(kgo.SeedBrokers(kafkaAddr))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(kafkaAddr), kgo.AllowAutoTopicCreation())
 	if err != nil {
 		t.Fatal(err)
 	}
