@@ -34,9 +34,9 @@ import (
 // Kafka details kept: new dynamic members first get MEMBER_ID_REQUIRED
 // with their id (JoinGroup v4+) and are "pending" until they rejoin with
 // it; static members (group.instance.id) rejoin under a new member id
-// without a rebalance when the group is stable and their protocols are
-// unchanged, keeping their assignment, and a stale incarnation is fenced
-// (FENCED_INSTANCE_ID); members that get a JoinGroup response but never
+// without a rebalance when the group is stable and the protocol it would
+// choose does not change, keeping their assignment, and a stale
+// incarnation is fenced (FENCED_INSTANCE_ID); members that get a JoinGroup response but never
 // SyncGroup are expelled after the rebalance timeout; an optional initial
 // rebalance delay batches the joins of a group that was empty.
 //
@@ -47,11 +47,18 @@ import (
 //     log follows the order of the validations that allowed them.
 //   - A commit by a member is checked against the member and the
 //     generation at the moment it is appended.
-//   - Membership is not persisted: after a restart every group is Empty
-//     (with its generation and protocol type remembered) and its members
-//     rejoin, as after a coordinator failover in Kafka.
+//   - Membership is not persisted (Kafka restores members from its log;
+//     Wharf does not): after a restart every group is Empty, with its
+//     generation and protocol type remembered, and its members learn it
+//     from UNKNOWN_MEMBER_ID and rejoin.
 //   - Time comes from the injected clock. A background ticker calls tick;
-//     tests call tick themselves.
+//     tests move a fake clock and call tickAt.
+//
+// # Lock order
+//
+// Broker.mu before groupCoordinator.mu before Broker.topicsMu (a commit
+// checks that its partitions exist); groupCoordinator.mu before
+// offsetStore.appendMu. offsetStore.mu is taken alone.
 
 // GroupOptions configures consumer groups. Zero values take the defaults.
 type GroupOptions struct {

@@ -393,14 +393,6 @@ func (s *offsetStore) offsets(group string) map[TopicPartition]storedOffset {
 	return maps.Clone(g.offsets)
 }
 
-// hasOffsets reports whether a group has committed offsets.
-func (s *offsetStore) hasOffsets(group string) bool {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	g := s.groups[group]
-	return g != nil && len(g.offsets) > 0
-}
-
 // meta returns what is remembered of a group.
 func (s *offsetStore) meta(group string) (groupMeta, bool) {
 	s.mu.RLock()
