@@ -72,14 +72,18 @@ func (m *localCommandLog) Replay(fn func(Command)) error {
 		}
 		var derr error
 		err = storage.SplitBatches(buf, func(b storage.Batch) bool {
+			var cerr error // a command that does not decode stops the replay
 			derr = storage.DecodeRecords(b, func(r storage.Record) bool {
 				var c Command
-				if c, derr = decodeCommand(r.Value); derr != nil {
+				if c, cerr = decodeCommand(r.Value); cerr != nil {
 					return false
 				}
 				fn(c)
 				return true
 			})
+			if derr == nil {
+				derr = cerr
+			}
 			offset = b.NextOffset()
 			return derr == nil
 		})
