@@ -114,7 +114,7 @@ func RunKafka(ctx context.Context, target string, o KafkaOptions) (KafkaResult, 
 	}
 	defer consumer.Close()
 	var (
-		seen      sync.Map // record id -> struct{}
+		seen      = map[uint64]struct{}{} // record ids; only the consumer goroutine uses it
 		received  atomic.Int64
 		dups      atomic.Int64
 		latMu     sync.Mutex
@@ -139,10 +139,11 @@ func RunKafka(ctx context.Context, target string, o KafkaOptions) (KafkaResult, 
 				}
 				sent := int64(binary.BigEndian.Uint64(r.Value))
 				id := binary.BigEndian.Uint64(r.Value[8:])
-				if _, dup := seen.LoadOrStore(id, struct{}{}); dup {
+				if _, dup := seen[id]; dup {
 					dups.Add(1)
 					return
 				}
+				seen[id] = struct{}{}
 				received.Add(1)
 				batch = append(batch, now.Sub(time.Unix(0, sent)))
 			})

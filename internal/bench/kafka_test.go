@@ -32,3 +32,27 @@ func TestRunKafkaEmbedded(t *testing.T) {
 		t.Fatalf("latency percentiles out of order: %+v", res)
 	}
 }
+
+// BenchmarkKafkaEmbedded produces and consumes b.N 1 KiB records with
+// acks=all through an embedded Wharf, end to end, and reports records/s.
+func BenchmarkKafkaEmbedded(b *testing.B) {
+	target, err := StartEmbeddedWharf(b.TempDir(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer target.Close()
+	b.SetBytes(1024)
+	b.ResetTimer()
+	res, err := RunKafka(context.Background(), target.Name, KafkaOptions{
+		Brokers: []string{target.Addr}, Topic: "bench", Partitions: 6, RecordSize: 1024,
+		Count: int64(b.N), Acks: "all", Compression: "none", Producers: 1, Drain: time.Minute,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if res.Lost != 0 || res.Duplicates != 0 {
+		b.Fatalf("lost %d, duplicates %d", res.Lost, res.Duplicates)
+	}
+	b.ReportMetric(res.MsgsPerSec, "records/s")
+	b.ReportMetric(res.P99Ms, "p99-ms")
+}

@@ -35,9 +35,21 @@ func (s *Server) handleFetch(_ context.Context, r *request) (reply, error) {
 		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
 		return now(resp), nil
 	}
-	return reply{finish: func(ctx context.Context) kmsg.Response {
-		return s.fetch(ctx, r, req)
-	}}, nil
+	// The records are read into pooled buffers, returned once the
+	// response is written.
+	var borrowed [][]byte
+	return reply{
+		finish: func(ctx context.Context) kmsg.Response {
+			var resp kmsg.Response
+			resp, borrowed = s.fetch(ctx, r, req)
+			return resp
+		},
+		release: func() {
+			for _, b := range borrowed {
+				s.bufs.put(b)
+			}
+		},
+	}, nil
 }
 
 type fetchTarget struct {
@@ -47,7 +59,7 @@ type fetchTarget struct {
 	max    int32
 }
 
-func (s *Server) fetch(ctx context.Context, r *request, req *kmsg.FetchRequest) kmsg.Response {
+func (s *Server) fetch(ctx context.Context, r *request, req *kmsg.FetchRequest) (kmsg.Response, [][]byte) {
 	deadline := time.Now().Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
 	// A shutdown ends the long poll: the fetch answers with what it has.
 	ctx, cancel := context.WithCancel(ctx)
@@ -60,13 +72,16 @@ func (s *Server) fetch(ctx context.Context, r *request, req *kmsg.FetchRequest) 
 		}
 	}()
 	for {
-		resp, targets, size := s.fetchOnce(r, req)
+		resp, targets, size, bufs := s.fetchOnce(r, req)
 		if size >= int(req.MinBytes) || !time.Now().Before(deadline) || len(targets) == 0 {
-			return resp
+			return resp, bufs
+		}
+		for _, b := range bufs {
+			s.bufs.put(b)
 		}
 		if !waitAny(ctx, deadline, targets) {
-			resp, _, _ = s.fetchOnce(r, req)
-			return resp
+			resp, _, _, bufs = s.fetchOnce(r, req)
+			return resp, bufs
 		}
 	}
 }
@@ -101,8 +116,10 @@ func waitAny(ctx context.Context, deadline time.Time, targets []fetchTarget) boo
 }
 
 // fetchOnce builds a response from what is readable now. It returns the
-// partitions that could wait for more data and the bytes gathered.
-func (s *Server) fetchOnce(r *request, req *kmsg.FetchRequest) (*kmsg.FetchResponse, []fetchTarget, int) {
+// partitions that could wait for more data, the bytes gathered, and the
+// pooled buffers the response's records live in.
+func (s *Server) fetchOnce(r *request, req *kmsg.FetchRequest) (*kmsg.FetchResponse, []fetchTarget, int, [][]byte) {
+	var bufs [][]byte
 	resp := req.ResponseKind().(*kmsg.FetchResponse)
 	remaining := int(req.MaxBytes)
 	if r.version < 3 || remaining <= 0 {
@@ -158,8 +175,10 @@ func (s *Server) fetchOnce(r *request, req *kmsg.FetchRequest) (*kmsg.FetchRespo
 				res, err := part.Read(rp.FetchOffset, max)
 				if err == nil {
 					sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = res.HighWatermark, res.HighWatermark, res.LogStartOffset
-					sp.RecordBatches, err = res.AppendTo(make([]byte, 0, res.Len()))
+					buf := s.bufs.get(res.Len())[:0]
+					sp.RecordBatches, err = res.AppendTo(buf)
 					res.Release()
+					bufs = append(bufs, buf)
 				}
 				if err != nil {
 					sp.ErrorCode = errorCode(err)
@@ -172,5 +191,5 @@ func (s *Server) fetchOnce(r *request, req *kmsg.FetchRequest) (*kmsg.FetchRespo
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
-	return resp, targets, total
+	return resp, targets, total, bufs
 }

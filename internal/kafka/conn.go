@@ -31,6 +31,9 @@ type request struct {
 // means no response is sent (Produce with acks=0).
 type reply struct {
 	finish func(ctx context.Context) kmsg.Response
+	// release, if set, runs once the response has been written (or
+	// dropped): it returns buffers the response borrowed.
+	release func()
 }
 
 func now(resp kmsg.Response) reply {
@@ -46,6 +49,8 @@ type handler struct {
 type pending struct {
 	req   *request
 	reply reply
+	body  []byte // the request's bytes, recycled after the reply if pooled
+	pool  bool
 }
 
 // conn is one client connection. The reader goroutine decodes requests and
@@ -107,7 +112,7 @@ func (c *conn) readLoop() error {
 		if n < 8 || n > c.s.opts.MaxRequestBytes {
 			return fmt.Errorf("request size %d outside [8, %d]", n, c.s.opts.MaxRequestBytes)
 		}
-		body := make([]byte, n)
+		body := c.s.bufs.get(int(n))
 		if _, err := io.ReadFull(c.nc, body); err != nil {
 			return err
 		}
@@ -115,6 +120,10 @@ func (c *conn) readLoop() error {
 		if err != nil {
 			return err
 		}
+		// A produce request's bytes are not kept once its batches are
+		// appended, so they are recycled; other requests may hand slices
+		// of their bytes to longer-lived state, so theirs are not.
+		p.body, p.pool = body, p.req != nil && p.req.key == 0
 		select {
 		case c.queue <- p:
 		case <-c.ctx.Done():
@@ -175,31 +184,65 @@ func (c *conn) writeLoop() {
 	var buf []byte
 	failed := false
 	for p := range c.queue {
-		if failed || p.reply.finish == nil {
-			continue
+		c.writeOne(p, &buf, &failed)
+		if p.reply.release != nil {
+			p.reply.release()
 		}
-		resp := c.finish(p)
-		if resp == nil {
-			continue
-		}
-		buf = append(buf[:0], 0, 0, 0, 0)
-		buf = binary.BigEndian.AppendUint32(buf, uint32(p.req.corr))
-		// Flexible responses carry header v1 (tagged fields), except
-		// ApiVersions, whose response header is always v0.
-		if resp.IsFlexible() && p.req.key != 18 {
-			buf = append(buf, 0)
-		}
-		buf = resp.AppendTo(buf)
-		binary.BigEndian.PutUint32(buf, uint32(len(buf)-4))
-		if _, err := c.nc.Write(buf); err != nil {
-			failed = true
-			c.cancel()
-			c.nc.Close()
-		}
-		if cap(buf) > 1<<20 {
-			buf = nil
+		if p.pool {
+			c.s.bufs.put(p.body)
 		}
 	}
+}
+
+// writeOne finishes one reply and writes its response into buf and the
+// socket.
+func (c *conn) writeOne(p pending, bufp *[]byte, failed *bool) {
+	if *failed || p.reply.finish == nil {
+		return
+	}
+	resp := c.finish(p)
+	if resp == nil {
+		return
+	}
+	buf := *bufp
+	if need := sizeHint(resp); cap(buf) < need {
+		buf = make([]byte, 0, need)
+	}
+	buf = append(buf[:0], 0, 0, 0, 0)
+	buf = binary.BigEndian.AppendUint32(buf, uint32(p.req.corr))
+	// Flexible responses carry header v1 (tagged fields), except
+	// ApiVersions, whose response header is always v0.
+	if resp.IsFlexible() && p.req.key != 18 {
+		buf = append(buf, 0)
+	}
+	buf = resp.AppendTo(buf)
+	binary.BigEndian.PutUint32(buf, uint32(len(buf)-4))
+	if _, err := c.nc.Write(buf); err != nil {
+		*failed = true
+		c.cancel()
+		c.nc.Close()
+	}
+	if cap(buf) > 16<<20 {
+		buf = nil // do not keep a huge buffer for an idle connection
+	}
+	*bufp = buf
+}
+
+// sizeHint estimates the encoded size of a response whose bulk is record
+// batches, so the encode buffer is allocated once instead of grown.
+func sizeHint(resp kmsg.Response) int {
+	f, ok := resp.(*kmsg.FetchResponse)
+	if !ok {
+		return 0
+	}
+	n := 256
+	for _, t := range f.Topics {
+		n += len(t.Topic) + 64
+		for _, p := range t.Partitions {
+			n += len(p.RecordBatches) + 96
+		}
+	}
+	return n
 }
 
 func (c *conn) finish(p pending) (resp kmsg.Response) {

@@ -49,6 +49,7 @@ type Server struct {
 	host     string
 	port     int32
 	handlers map[int16]handler
+	bufs     bufPool
 	stopping chan struct{} // closed by Shutdown; ends waits on other clients (JoinGroup, SyncGroup)
 }
 
