@@ -2,7 +2,12 @@
 // AMQP, the HTTP gateway) call it; it never calls them, and only it touches
 // the storage engine.
 //
-// It owns the metadata state machine (State) and the partition logs.
+// It owns the metadata state machine (State) and the partition logs, the
+// idempotent producer state of each partition (producers.go) and the
+// producer id blocks (producerids.go), the consumer group coordinator
+// (groups.go, groups_state.go), the committed offsets store (offsets.go),
+// and the murmur2 key partitioner every Wharf publish path uses
+// (partitioner.go).
 //
 // # Metadata as commands
 //
@@ -32,6 +37,8 @@
 //
 // # Lock order
 //
-// Broker.mu (metadata changes, State) before Broker.topicsMu (the open
-// partitions). Partition operations take neither.
+// Broker.mu (metadata changes, State) before the group coordinator's lock
+// before Broker.topicsMu (the open partitions); the coordinator's lock
+// before the offset store's append lock. Partition operations take none of
+// them; an idempotent append takes only its Partition.mu.
 package broker
