@@ -110,5 +110,6 @@ With more than one, a last line gives each one's ratios to the first.`,
 	f.IntVar(&o.Producers, "producers", 1, "producer clients")
 	f.IntVar(&o.Rate, "rate", 0, "records per second over all producers (0: as fast as possible)")
 	f.DurationVar(&o.Drain, "drain", 30*time.Second, "how long to wait for the consumer after producing")
+	f.DurationVar(&o.Linger, "linger", 0, "producer linger (franz-go's default is 10ms; 0 measures the broker, not the client's batching delay)")
 	return cmd
 }

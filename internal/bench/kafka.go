@@ -29,6 +29,7 @@ type KafkaOptions struct {
 	Producers   int
 	Rate        int           // records per second over all producers; 0 is unlimited
 	Drain       time.Duration // how long to wait for consumers after producing
+	Linger      time.Duration // producer linger; 0 sends as soon as a request can go
 }
 
 // KafkaResult is what one run measured.
@@ -52,12 +53,14 @@ type KafkaResult struct {
 	Acks              string  `json:"acks"`
 	Compression       string  `json:"compression"`
 	Rate              int     `json:"target_rate"`
+	LingerMs          float64 `json:"linger_ms"`
 }
 
 const headerBytes = 16 // send time (unix ns) and record id
 
 func (o KafkaOptions) clientOpts() ([]kgo.Opt, error) {
-	opts := []kgo.Opt{kgo.SeedBrokers(o.Brokers...), kgo.DefaultProduceTopic(o.Topic), kgo.MaxBufferedRecords(1 << 16)}
+	opts := []kgo.Opt{kgo.SeedBrokers(o.Brokers...), kgo.DefaultProduceTopic(o.Topic), kgo.MaxBufferedRecords(1 << 16),
+		kgo.ProducerLinger(o.Linger)}
 	switch o.Acks {
 	case "all", "-1", "":
 		opts = append(opts, kgo.RequiredAcks(kgo.AllISRAcks()))
@@ -82,7 +85,7 @@ func (o KafkaOptions) clientOpts() ([]kgo.Opt, error) {
 // partition from the start while producers write.
 func RunKafka(ctx context.Context, target string, o KafkaOptions) (KafkaResult, error) {
 	res := KafkaResult{Target: target, RecordSize: o.RecordSize, Partitions: o.Partitions, Producers: o.Producers,
-		Acks: o.Acks, Compression: o.Compression, Rate: o.Rate}
+		Acks: o.Acks, Compression: o.Compression, Rate: o.Rate, LingerMs: float64(o.Linger.Microseconds()) / 1000}
 	if o.RecordSize < headerBytes {
 		return res, fmt.Errorf("record size %d: must be at least %d", o.RecordSize, headerBytes)
 	}
