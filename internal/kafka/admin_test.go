@@ -21,23 +21,7 @@ import (
 // changed, as the broker's startup flags change them.
 func startServerWithDefaults(t testing.TB, defaults storage.LogConfig, mutate func(*Options)) *testServer {
 	t.Helper()
-	dir := t.TempDir()
-	b, err := broker.Open(broker.Options{DataDir: dir, LogDefaults: defaults})
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := Options{AutoCreateTopics: true, DefaultPartitions: 1}
-	if mutate != nil {
-		mutate(&opts)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := &testServer{t: t, dir: dir, b: b, srv: NewServer(b, opts), addr: ln.Addr().String(), done: make(chan error, 1)}
-	go func() { ts.done <- ts.srv.Serve(ln) }()
-	t.Cleanup(ts.stop)
-	return ts
+	return startServerWith(t, t.TempDir(), defaults, mutate)
 }
 
 func strp(s string) *string { return &s }

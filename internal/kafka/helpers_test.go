@@ -30,7 +30,14 @@ func startServer(t testing.TB, mutate func(*Options)) *testServer {
 
 func startServerIn(t testing.TB, dir string, mutate func(*Options)) *testServer {
 	t.Helper()
-	b, err := broker.Open(broker.Options{DataDir: dir, LogDefaults: storage.DefaultLogConfig()})
+	return startServerWith(t, dir, storage.DefaultLogConfig(), mutate)
+}
+
+// startServerWith starts a server on dir whose broker has the given log
+// defaults, as the broker's startup flags set them.
+func startServerWith(t testing.TB, dir string, defaults storage.LogConfig, mutate func(*Options)) *testServer {
+	t.Helper()
+	b, err := broker.Open(broker.Options{DataDir: dir, LogDefaults: defaults})
 	if err != nil {
 		t.Fatal(err)
 	}
