@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	neturl "net/url"
 	"os"
 	"strings"
 	"time"
@@ -18,8 +19,89 @@ func newBenchCmd() *cobra.Command {
 		Use:   "bench",
 		Short: "Measure a broker with Wharf's own load generators",
 	}
-	cmd.AddCommand(newBenchKafkaCmd())
+	cmd.AddCommand(newBenchKafkaCmd(), newBenchAMQPCmd())
 	return cmd
+}
+
+func newBenchAMQPCmd() *cobra.Command {
+	var (
+		o       bench.AMQPOptions
+		url     string
+		against string
+	)
+	cmd := &cobra.Command{
+		Use:   "amqp",
+		Short: "Publish and consume over AMQP 0-9-1; print one JSON line per broker",
+		Long: `Runs amqp091-go publishers and consumers in this process against an
+AMQP 0-9-1 broker, through the default exchange to one queue, and prints one
+JSON line: msgs/s, MB/s, p50/p99/max end-to-end latency (each message
+carries its send time), and lost and duplicate counts. Payloads are
+incompressible.
+
+--against lists broker URLs to measure in turn, in one run (for instance
+Wharf and RabbitMQ on different ports); with more than one, a last line
+gives each one's ratios to the first.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			urls := strings.Split(against, ",")
+			if url != "" {
+				urls = []string{url}
+			}
+			enc := json.NewEncoder(cmd.OutOrStdout())
+			var results []bench.AMQPResult
+			for i, u := range urls {
+				run := o
+				run.URL = u
+				if run.Queue == "" {
+					run.Queue = fmt.Sprintf("bench-%d-%d", time.Now().UnixNano(), i)
+				}
+				res, err := bench.RunAMQP(cmd.Context(), redactURL(u), run)
+				if err != nil {
+					return fmt.Errorf("%s: %w", redactURL(u), err)
+				}
+				if err := enc.Encode(res); err != nil {
+					return err
+				}
+				results = append(results, res)
+			}
+			for _, r := range results[1:] {
+				base := results[0]
+				if err := enc.Encode(map[string]any{
+					"compare":          base.Target + " / " + r.Target,
+					"throughput_ratio": base.MsgsPerSec / r.MsgsPerSec,
+					"p99_ratio":        base.P99Ms / r.P99Ms,
+				}); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&url, "url", "", "URL of the broker to measure, amqp://user:pass@host:port/vhost (overrides --against)")
+	f.StringVar(&against, "against", "amqp://guest:guest@127.0.0.1:5672/", "comma-separated broker URLs to measure in turn")
+	f.StringVar(&o.Queue, "queue", "", "queue to use (default: a fresh one per broker)")
+	f.IntVar(&o.MessageSize, "message-size", 1024, "bytes per message body (at least 16)")
+	f.Int64Var(&o.Count, "count", 100000, "messages to publish (0: run for --duration)")
+	f.DurationVar(&o.Duration, "duration", 10*time.Second, "how long to publish when --count is 0")
+	f.BoolVar(&o.Persistent, "persistent", true, "persistent messages (delivery_mode 2) to a durable queue")
+	f.BoolVar(&o.Confirms, "confirms", true, "publisher confirms")
+	f.IntVar(&o.ConfirmWindow, "confirm-window", 256, "unconfirmed messages a publisher may have outstanding")
+	f.BoolVar(&o.ManualAck, "manual-ack", true, "consumers ack each message (false: auto-ack)")
+	f.IntVar(&o.Prefetch, "prefetch", 256, "basic.qos prefetch count per consumer, with manual acks")
+	f.IntVar(&o.Rate, "rate", 0, "messages per second over all publishers (0: as fast as possible)")
+	f.IntVar(&o.Producers, "producers", 1, "publisher connections")
+	f.IntVar(&o.Consumers, "consumers", 1, "consumer connections")
+	f.DurationVar(&o.Drain, "drain", 30*time.Second, "how long to wait for consumers after publishing")
+	return cmd
+}
+
+// redactURL drops the password from a broker URL for reports.
+func redactURL(u string) string {
+	if parsed, err := neturl.Parse(u); err == nil {
+		return parsed.Redacted()
+	}
+	return u
 }
 
 func newBenchKafkaCmd() *cobra.Command {
