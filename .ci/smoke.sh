@@ -86,6 +86,11 @@ http_get "$addr" /readyz >/dev/null || fail "/readyz is not ready"
 http_get "$addr" /metrics >"$tmp/metrics.txt" || fail "/metrics failed"
 grep -q '^go_goroutines ' "$tmp/metrics.txt" || fail "/metrics lacks go_goroutines"
 
+kafka="$(sed -n 's/.*listener=kafka addr=\([^ ]*\).*/\1/p' "$tmp/wharf.log" | head -n 1)"
+[ -n "$kafka" ] || fail "no kafka listener address logged"
+(exec 3<>"/dev/tcp/${kafka%:*}/${kafka##*:}") 2>/dev/null || fail "kafka listener on $kafka does not accept connections"
+echo "smoke: kafka listener accepts connections on $kafka"
+
 echo "smoke: sending SIGTERM"
 kill -TERM "$pid"
 (sleep 10 && touch "$tmp/timed-out" && kill -KILL "$pid") >/dev/null 2>&1 &
