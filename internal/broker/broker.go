@@ -57,6 +57,8 @@ type Broker struct {
 
 	pids producerIDs // Kafka producer ids; see producerids.go
 
+	amqp amqpRuntime // the AMQP model's read lock and routing scratch; see amqp_broker.go
+
 	stop chan struct{}
 	wg   sync.WaitGroup
 }

@@ -38,6 +38,8 @@ type Command struct {
 	CreatePartitions *CreatePartitions `json:"create_partitions,omitempty"`
 
 	AllocateProducerIDs *AllocateProducerIDs `json:"allocate_producer_ids,omitempty"`
+
+	AMQP *AMQPChange `json:"amqp,omitempty"`
 }
 
 // CreateTopic adds a topic.
@@ -79,6 +81,8 @@ func (c Command) kind() string {
 		return "create_partitions"
 	case c.AllocateProducerIDs != nil:
 		return "allocate_producer_ids"
+	case c.AMQP != nil:
+		return "amqp"
 	}
 	return "empty"
 }

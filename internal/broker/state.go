@@ -19,10 +19,13 @@ type TopicState struct {
 type State struct {
 	topics         map[string]*TopicState
 	nextProducerID int64 // the first producer id no block has reserved
+
+	amqp *amqpState // the AMQP model: vhosts, exchanges, queues, bindings
 }
 
-// NewState returns an empty State.
-func NewState() *State { return &State{topics: map[string]*TopicState{}} }
+// NewState returns an empty State: no topics, and the AMQP model's default
+// vhost "/" with its predeclared exchanges.
+func NewState() *State { return &State{topics: map[string]*TopicState{}, amqp: newAMQPState()} }
 
 // Apply applies one command. A command that does not fit the state (a topic
 // that already exists, for instance) is rejected with an error and changes
@@ -62,6 +65,8 @@ func (s *State) Apply(c Command) error {
 		t.Partitions = c.CreatePartitions.Total
 	case c.AllocateProducerIDs != nil:
 		return s.applyAllocateProducerIDs(c.AllocateProducerIDs)
+	case c.AMQP != nil:
+		return s.applyAMQP(c.AMQP)
 	default:
 		return fmt.Errorf("empty metadata command")
 	}
