@@ -6,8 +6,11 @@
 // idempotent producer state of each partition (producers.go) and the
 // producer id blocks (producerids.go), the consumer group coordinator
 // (groups.go, groups_state.go), the committed offsets store (offsets.go),
-// and the murmur2 key partitioner every Wharf publish path uses
-// (partitioner.go).
+// the murmur2 key partitioner every Wharf publish path uses
+// (partitioner.go), and the AMQP model: vhosts, exchanges, queue metadata,
+// bindings and routing (amqp_*.go). Durable AMQP objects are commands in
+// the metadata log; transient ones live only in memory, so replaying the
+// log gives exactly the durable part of the model.
 //
 // # Metadata as commands
 //
@@ -39,6 +42,7 @@
 //
 // Broker.mu (metadata changes, State) before the group coordinator's lock
 // before Broker.topicsMu (the open partitions); the coordinator's lock
-// before the offset store's append lock. Partition operations take none of
+// before the offset store's append lock; Broker.mu before the AMQP model's
+// lock (amqpRuntime.mu), which routing takes for reading. Partition operations take none of
 // them; an idempotent append takes only its Partition.mu.
 package broker
