@@ -1,8 +1,3 @@
-// Command gen writes the generated part of the AMQP 0-9-1 codec
-// (internal/amqp/wire/methods_gen.go) from the machine-readable definition.
-// It is run by go generate in internal/amqp/wire:
-//
-//	go run ../gen -spec ../spec/amqp-rabbitmq-0.9.1.json -out methods_gen.go
 package main
 
 import (
