@@ -52,6 +52,7 @@ type Broker struct {
 
 	topicsMu sync.RWMutex
 	topics   map[string]*Topic
+	byID     map[TopicID]string // topic ids to names, for requests that name topics by id
 
 	groups *groupCoordinator // consumer groups and committed offsets
 
@@ -107,7 +108,7 @@ func Open(opts Options) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Broker{opts: opts, logger: opts.Logger, lock: lock, state: NewState(), topics: map[string]*Topic{}, stop: make(chan struct{})}
+	b := &Broker{opts: opts, logger: opts.Logger, lock: lock, state: NewState(), topics: map[string]*Topic{}, byID: map[TopicID]string{}, stop: make(chan struct{})}
 	if b.id, err = loadClusterID(opts.DataDir); err != nil {
 		b.closeAll()
 		return nil, err
@@ -219,6 +220,7 @@ func (b *Broker) materialise(ts TopicState) error {
 		// way leaves the opened ones closable.
 		b.topicsMu.Lock()
 		b.topics[ts.Name] = &Topic{Name: ts.Name, ID: ts.ID, Partitions: parts[:len(parts):len(parts)]}
+		b.byID[ts.ID] = ts.Name
 		b.topicsMu.Unlock()
 	}
 	return nil
@@ -354,6 +356,7 @@ func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
 	b.topicsMu.Lock()
 	t := b.topics[name]
 	delete(b.topics, name)
+	delete(b.byID, ts.ID)
 	b.topicsMu.Unlock()
 	b.groups.topicDeleted(name)
 	var errs []error
@@ -403,12 +406,8 @@ func (b *Broker) ClusterID() string { return b.id }
 func (b *Broker) TopicByID(id TopicID) (string, bool) {
 	b.topicsMu.RLock()
 	defer b.topicsMu.RUnlock()
-	for name, t := range b.topics {
-		if t.ID == id {
-			return name, true
-		}
-	}
-	return "", false
+	name, ok := b.byID[id]
+	return name, ok
 }
 
 // Topic describes one topic.
@@ -515,6 +514,7 @@ func (b *Broker) closeAll() error {
 		}
 	}
 	b.topics = map[string]*Topic{}
+	b.byID = map[TopicID]string{}
 	b.topicsMu.Unlock()
 	if b.cmds != nil {
 		if err := b.cmds.Close(); err != nil {

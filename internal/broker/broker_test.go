@@ -46,8 +46,12 @@ func TestTopicLifecycleSurvivesRestart(t *testing.T) {
 	if _, err := b.CreateTopic(ctx, "orders", 1, nil); !errors.Is(err, ErrTopicExists) {
 		t.Fatalf("duplicate create: %v", err)
 	}
-	if _, err := b.CreateTopic(ctx, "gone", 1, nil); err != nil {
+	gone, err := b.CreateTopic(ctx, "gone", 1, nil)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if name, ok := b.TopicByID(gone.ID); !ok || name != "gone" {
+		t.Fatalf("TopicByID of a new topic: %q, %v", name, ok)
 	}
 	p, err := b.Partition("orders", 2)
 	if err != nil {
@@ -64,6 +68,9 @@ func TestTopicLifecycleSurvivesRestart(t *testing.T) {
 	}
 	if err := b.DeleteTopic(ctx, "gone"); err != nil {
 		t.Fatal(err)
+	}
+	if _, ok := b.TopicByID(gone.ID); ok {
+		t.Fatal("TopicByID still finds a deleted topic")
 	}
 	if _, err := os.Stat(filepath.Join(dir, "topics", "gone-0")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("deleted topic's data remains: %v", err)
@@ -93,6 +100,9 @@ func TestTopicLifecycleSurvivesRestart(t *testing.T) {
 	}
 	if start, hw, _ := p.Offsets(); start != 0 || hw != 2 {
 		t.Fatalf("partition offsets after restart %d..%d", start, hw)
+	}
+	if name, ok := b.TopicByID(info.ID); !ok || name != "orders" {
+		t.Fatalf("TopicByID after restart: %q, %v", name, ok)
 	}
 	if _, err := b.Partition("orders", 5); !errors.Is(err, ErrUnknownPartition) {
 		t.Fatalf("partition 5: %v", err)
