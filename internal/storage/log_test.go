@@ -290,3 +290,30 @@ func waitIndexed(t *testing.T, l *Log) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestOffsetForTimeSearchesPastTheStart: when the first segment that has a
+// late enough timestamp holds it only below the log start (DeleteRecords
+// moved the start into that segment), the answer comes from a later
+// segment, not -1.
+func TestOffsetForTimeSearchesPastTheStart(t *testing.T) {
+	l := openTestLog(t, t.TempDir(), func(c *LogConfig) { c.SegmentBytes = 2048 }, Options{})
+	defer l.Close()
+	// First segment: a record at ts 5000, then older ones; later segments:
+	// ts 3000 onwards, increasing.
+	mustAppend(t, l, testBatch(1, 100, 0, 5000))
+	for i := range 30 {
+		mustAppend(t, l, testBatch(1, 100, i+1, 3000+int64(i)))
+	}
+	waitIndexed(t, l)
+	if len(l.SegmentBases()) < 3 {
+		t.Fatalf("want several segments, got %v", l.SegmentBases())
+	}
+	// Move the start past the ts-5000 record but inside the first segment.
+	if _, err := l.SetStartOffset(1); err != nil {
+		t.Fatal(err)
+	}
+	off, ts, err := l.OffsetForTime(3020)
+	if err != nil || off != 21 || ts != 3020 {
+		t.Fatalf("OffsetForTime(3020) = %d, %d, %v; want 21, 3020", off, ts, err)
+	}
+}

@@ -178,33 +178,46 @@ func (l *Log) Wait(ctx context.Context, offset int64) error {
 
 // OffsetForTime returns the offset and timestamp of the first record whose
 // timestamp is at least ts, as Kafka's ListOffsets does, or -1, -1 when no
-// record below the high watermark has one. In a compressed batch the batch's
-// base offset and max timestamp stand for its records.
+// record between the log start and the high watermark has one. In a
+// compressed batch the batch's base offset and max timestamp stand for its
+// records. Segments are searched in offset order, from the first whose
+// largest timestamp reaches ts; one whose only late-enough records lie below
+// the log start gives way to the next.
 func (l *Log) OffsetForTime(ts int64) (offset, timestamp int64, err error) {
+	type candidate struct {
+		seg        *segment
+		pos, limit int64
+	}
 	l.mu.Lock()
-	var seg *segment
+	start := l.start
+	var cands []candidate
 	for _, s := range l.segments {
-		if s.maxTS >= ts && s.base < l.hw {
-			seg = s
-			break
+		if s.maxTS < ts || s.base >= l.hw || s.next <= start {
+			continue
+		}
+		c := candidate{seg: s, limit: s.size}
+		if s == l.hwSeg {
+			c.limit = l.hwPos
+		}
+		if rel, ok := lookupTime(s.timeIndex, ts); ok {
+			c.pos = lookupIndex(s.index, rel)
+		}
+		s.acquire()
+		cands = append(cands, c)
+	}
+	l.mu.Unlock()
+	defer func() {
+		for _, c := range cands {
+			c.seg.release()
+		}
+	}()
+	for _, c := range cands {
+		off, found, err := c.seg.firstAtOrAfter(ts, c.pos, c.limit, start)
+		if err != nil || off >= 0 {
+			return off, found, err
 		}
 	}
-	if seg == nil {
-		l.mu.Unlock()
-		return -1, -1, nil
-	}
-	limit, start := seg.size, l.start
-	if seg == l.hwSeg {
-		limit = l.hwPos
-	}
-	pos := int64(0)
-	if rel, ok := lookupTime(seg.timeIndex, ts); ok {
-		pos = lookupIndex(seg.index, rel)
-	}
-	seg.acquire()
-	l.mu.Unlock()
-	defer seg.release()
-	return seg.firstAtOrAfter(ts, pos, limit, start)
+	return -1, -1, nil
 }
 
 // MaxTimestamp returns the offset and timestamp of the record with the
