@@ -50,7 +50,11 @@ func (p *Partition) Append(ctx context.Context, batches []byte) (AppendResult, e
 // Transactional and control batches are refused: there are no transactions
 // to write them in.
 func (p *Partition) Produce(batches []byte) (AppendResult, Pending, error) {
-	first, err := storage.CheckBatch(batches, 0)
+	// Only the header is read here; AppendAsync verifies every batch (CRC
+	// included) before anything is written or any producer state recorded.
+	// A corrupt retry of a batch already stored is answered with the stored
+	// original's offsets, which loses nothing.
+	first, err := storage.PeekBatch(batches)
 	if err != nil {
 		return AppendResult{}, Pending{}, err
 	}

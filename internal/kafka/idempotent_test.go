@@ -370,3 +370,37 @@ func TestTransactionalProducerFailsFast(t *testing.T) {
 		t.Fatal("the transactional producer retried until the deadline")
 	}
 }
+
+// TestCorruptIdempotentBatch: a new idempotent batch whose CRC is wrong is
+// refused with CORRUPT_MESSAGE and leaves no producer state behind, so the
+// same sequence sent intact afterwards is written, not taken for a
+// duplicate; a corrupt retry of a batch already stored is answered with the
+// stored original's offsets.
+func TestCorruptIdempotentBatch(t *testing.T) {
+	ts := startServer(t, nil)
+	ctx := testCtx(t)
+	const topic = "crc"
+	if _, err := ts.admin().CreateTopic(ctx, 1, 1, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+	init := initProducerID(t, ts, 5, nil, -1, -1)
+	rp := &rawProducer{t: t, ts: ts, cl: ts.client(), topic: topic, id: init.ProducerID, epoch: init.ProducerEpoch}
+
+	good := rp.batch(0, "a", "b")
+	bad := append([]byte(nil), good...)
+	bad[len(bad)-1] ^= 0xff
+	wantCode(t, "corrupt new batch", rp.send(bad).ErrorCode, kerr.CorruptMessage)
+	if end := endOffset(t, ts, topic, 0); end != 0 {
+		t.Fatalf("a corrupt batch moved the end offset to %d", end)
+	}
+	r := rp.send(good)
+	wantCode(t, "intact batch after the corrupt one", r.ErrorCode, nil)
+	if r.BaseOffset != 0 || endOffset(t, ts, topic, 0) != 2 {
+		t.Fatalf("intact batch at %d, end %d", r.BaseOffset, endOffset(t, ts, topic, 0))
+	}
+	r = rp.send(bad)
+	wantCode(t, "corrupt retry of a stored batch", r.ErrorCode, nil)
+	if r.BaseOffset != 0 || endOffset(t, ts, topic, 0) != 2 {
+		t.Fatalf("corrupt retry answered at %d, end %d", r.BaseOffset, endOffset(t, ts, topic, 0))
+	}
+}

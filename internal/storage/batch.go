@@ -122,6 +122,23 @@ func CheckBatch(buf []byte, maxSize int) (Batch, error) {
 	return b, nil
 }
 
+// PeekBatch returns the batch at the start of buf after checking only that
+// its header is present, its length fits in buf and its magic is 2: enough
+// to read header fields. It does not verify the CRC; Append does.
+func PeekBatch(buf []byte) (Batch, error) {
+	if len(buf) < batchHeaderSize {
+		return nil, fmt.Errorf("%w: %d bytes is shorter than a batch header", ErrCorruptBatch, len(buf))
+	}
+	if magic := int8(buf[offMagic]); magic != 2 {
+		return nil, fmt.Errorf("%w: magic %d (only RecordBatch v2 is stored)", ErrUnsupportedMagic, magic)
+	}
+	size := batchLogOverhead + int64(int32(binary.BigEndian.Uint32(buf[offBatchLength:])))
+	if size < batchHeaderSize || size > int64(len(buf)) {
+		return nil, fmt.Errorf("%w: batch length %d does not fit the %d bytes present", ErrCorruptBatch, size, len(buf))
+	}
+	return Batch(buf[:size]), nil
+}
+
 // SplitBatches calls fn for each batch in buf, which must hold whole batches
 // that CheckBatch accepts. It stops early when fn returns false.
 func SplitBatches(buf []byte, fn func(Batch) bool) error {

@@ -75,7 +75,13 @@ func FuzzCheckBatch(f *testing.F) {
 				binary.BigEndian.PutUint32(data[offCRC:], crc32.Checksum(data[offAttributes:size], castagnoli))
 			}
 		}
+		// PeekBatch reads any input without panicking, and agrees with
+		// CheckBatch on every batch CheckBatch accepts.
+		peeked, perr := PeekBatch(data)
 		b, err := CheckBatch(data, maxSize)
+		if err == nil && (perr != nil || len(peeked) != len(b)) {
+			t.Fatalf("CheckBatch accepted %d bytes, PeekBatch: %d bytes, %v", len(b), len(peeked), perr)
+		}
 		if err != nil {
 			if !errors.Is(err, ErrCorruptBatch) && !errors.Is(err, ErrInvalidRecord) && !errors.Is(err, ErrBatchTooLarge) && !errors.Is(err, ErrUnsupportedMagic) {
 				t.Fatalf("unexpected error kind: %v", err)
