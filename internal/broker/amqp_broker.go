@@ -113,14 +113,21 @@ func (b *Broker) commitAMQP(ctx context.Context, p *amqpPlan) error {
 	if len(p.steps) == 0 {
 		return nil
 	}
+	qc, err := b.prepareQueues(p)
+	if err != nil {
+		return err
+	}
 	if len(p.logged) > 0 {
 		if err := b.cmds.Append(ctx, Command{AMQP: &AMQPChange{Steps: p.logged}}); err != nil {
+			b.retireQueues(qc.created)
 			return err
 		}
 	}
 	b.amqp.mu.Lock()
-	err := b.state.Apply(Command{AMQP: &AMQPChange{Steps: p.steps}})
+	err = b.state.Apply(Command{AMQP: &AMQPChange{Steps: p.steps}})
+	gone := b.swapQueues(qc)
 	b.amqp.mu.Unlock()
+	b.retireQueues(gone)
 	if err != nil {
 		return fmt.Errorf("applying an amqp change: %w", err)
 	}
@@ -392,29 +399,39 @@ func (b *Broker) DeclareQueue(ctx context.Context, vhost, connID string, spec Qu
 // Deleting a queue that does not exist succeeds. Another connection's
 // exclusive queue is ErrResourceLocked; a failed if-unused or if-empty
 // condition is ErrPreconditionFailed.
-func (b *Broker) DeleteQueue(ctx context.Context, vhost, connID, name string, check QueueDeleteCheck) error {
+func (b *Broker) DeleteQueue(ctx context.Context, vhost, connID, name string, check QueueDeleteCheck) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	vh, err := b.state.amqp.vhost(vhost)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	q, ok := vh.queues[name]
 	if !ok {
-		return nil
+		return 0, nil
 	}
 	if err := checkExclusiveAccess(q, connID, false); err != nil {
-		return err
+		return 0, err
+	}
+	var messages int
+	b.amqp.mu.RLock()
+	rt := b.queues.byID[q.def.ID]
+	b.amqp.mu.RUnlock()
+	if rt != nil {
+		n, consumers := rt.Counts()
+		messages = n
+		check.HasConsumers = check.HasConsumers || consumers > 0
+		check.HasMessages = check.HasMessages || n > 0
 	}
 	if check.IfUnused && check.HasConsumers {
-		return modelErr(ErrPreconditionFailed, "%s in use", rs("queue", vhost, name))
+		return 0, modelErr(ErrPreconditionFailed, "%s in use", rs("queue", vhost, name))
 	}
 	if check.IfEmpty && check.HasMessages {
-		return modelErr(ErrPreconditionFailed, "%s not empty", rs("queue", vhost, name))
+		return 0, modelErr(ErrPreconditionFailed, "%s not empty", rs("queue", vhost, name))
 	}
 	p := newAMQPPlan()
 	p.deleteQueue(q)
-	return b.commitAMQP(ctx, p)
+	return messages, b.commitAMQP(ctx, p)
 }
 
 // QueueUnused tells the broker that an auto-delete queue lost its last

@@ -392,7 +392,8 @@ func TestExclusiveQueues(t *testing.T) {
 			return b.UnbindQueue(ctx, vh, "c2", BindingSpec{Source: "ad", Destination: "mine"})
 		}},
 		{"delete", func() error {
-			return b.DeleteQueue(ctx, vh, "c2", "mine", QueueDeleteCheck{})
+			_, err := b.DeleteQueue(ctx, vh, "c2", "mine", QueueDeleteCheck{})
+			return err
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) { wantModelError(t, c.err(), ErrResourceLocked, locked) })
@@ -445,16 +446,17 @@ func TestQueueDelete(t *testing.T) {
 		{"both", QueueDeleteCheck{IfUnused: true, IfEmpty: true, HasConsumers: true, HasMessages: true}, ErrPreconditionFailed, "queue 'q' in vhost '/' in use"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			wantModelError(t, b.DeleteQueue(ctx, vh, "c1", "q", c.check), c.kind, c.text)
+			_, err := b.DeleteQueue(ctx, vh, "c1", "q", c.check)
+			wantModelError(t, err, c.kind, c.text)
 		})
 	}
-	if err := b.DeleteQueue(ctx, vh, "c1", "q", QueueDeleteCheck{IfUnused: true, IfEmpty: true, HasConsumers: false, HasMessages: false}); err != nil {
+	if _, err := b.DeleteQueue(ctx, vh, "c1", "q", QueueDeleteCheck{IfUnused: true, IfEmpty: true, HasConsumers: false, HasMessages: false}); err != nil {
 		t.Fatal(err)
 	}
 	if got := bindingNames(t, b, vh); len(got) != 0 {
 		t.Fatalf("bindings of a deleted queue remain: %q", got)
 	}
-	if err := b.DeleteQueue(ctx, vh, "c1", "q", QueueDeleteCheck{}); err != nil {
+	if _, err := b.DeleteQueue(ctx, vh, "c1", "q", QueueDeleteCheck{}); err != nil {
 		t.Fatalf("deleting a missing queue: %v", err)
 	}
 }
@@ -566,7 +568,7 @@ func TestAutoDeleteExchange(t *testing.T) {
 	mustBindExchange(t, b, vh, "top", "mid", "")
 	mustBindExchange(t, b, vh, "side", "mid", "")
 	mustBindQueue(t, b, vh, "mid", "q3", "", nil)
-	if err := b.DeleteQueue(ctx, vh, "c1", "q3", QueueDeleteCheck{}); err != nil {
+	if _, err := b.DeleteQueue(ctx, vh, "c1", "q3", QueueDeleteCheck{}); err != nil {
 		t.Fatal(err)
 	}
 	for _, x := range []string{"top", "mid"} {
@@ -733,7 +735,7 @@ func TestAMQPDurabilityAcrossRestart(t *testing.T) {
 	if err := b.DeleteExchange(ctx, vh, "gone", false); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.DeleteQueue(ctx, vh, "c1", "dgone", QueueDeleteCheck{}); err != nil {
+	if _, err := b.DeleteQueue(ctx, vh, "c1", "dgone", QueueDeleteCheck{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.UnbindQueue(ctx, vh, "c1", BindingSpec{Source: "dx", Destination: "dq", RoutingKey: "b.*", Arguments: Table{"n": int16(1)}}); err != nil {

@@ -250,7 +250,7 @@ func TestRouteConcurrentWithChanges(t *testing.T) {
 		mustBindQueue(t, b, vh, "t", q, "a.*.c", nil)
 		mustBindQueue(t, b, vh, "t", q, "#", nil)
 		if i%3 == 0 {
-			if err := b.DeleteQueue(ctx, vh, "c1", q, QueueDeleteCheck{}); err != nil {
+			if _, err := b.DeleteQueue(ctx, vh, "c1", q, QueueDeleteCheck{}); err != nil {
 				t.Fatal(err)
 			}
 		} else if err := b.UnbindQueue(ctx, vh, "c1", BindingSpec{Source: "t", Destination: q, RoutingKey: "#"}); err != nil {

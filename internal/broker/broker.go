@@ -58,7 +58,9 @@ type Broker struct {
 
 	pids producerIDs // Kafka producer ids; see producerids.go
 
-	amqp amqpRuntime // the AMQP model's read lock and routing scratch; see amqp_broker.go
+	amqp        amqpRuntime   // the AMQP model's read lock and routing scratch; see amqp_broker.go
+	queues      queueRuntimes // queue delivery state, guarded by amqp.mu; see queue_registry.go
+	publishPool sync.Pool     // *publishScratch
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -121,8 +123,13 @@ func Open(opts Options) (*Broker, error) {
 		b.closeAll()
 		return nil, err
 	}
-	b.wg.Add(1)
+	if err := b.openQueues(); err != nil {
+		b.closeAll()
+		return nil, err
+	}
+	b.wg.Add(2)
 	go b.janitor()
+	go b.queueFlusher(time.Second)
 	return b, nil
 }
 
@@ -500,6 +507,9 @@ func (b *Broker) Close() error {
 
 func (b *Broker) closeAll() error {
 	var errs []error
+	if err := b.closeQueues(); err != nil {
+		errs = append(errs, err)
+	}
 	if b.groups != nil {
 		if err := b.groups.close(); err != nil {
 			errs = append(errs, fmt.Errorf("closing the offsets log: %w", err))

@@ -21,6 +21,11 @@ type Config struct {
 	KafkaAdvertise string `yaml:"kafka_advertise"`
 	// KafkaMaxRequestBytes bounds the size of one Kafka request.
 	KafkaMaxRequestBytes int `yaml:"kafka_max_request_bytes"`
+	// AMQPMaxMessageBytes bounds the body of one AMQP message.
+	AMQPMaxMessageBytes int `yaml:"amqp_max_message_bytes"`
+	// AMQPHeartbeat is the heartbeat interval offered to AMQP clients; zero
+	// offers none.
+	AMQPHeartbeat time.Duration `yaml:"amqp_heartbeat"`
 	// AutoCreateTopics creates unknown topics on first use (Kafka Metadata
 	// and Produce) with DefaultPartitions partitions.
 	AutoCreateTopics  bool `yaml:"auto_create_topics"`
@@ -67,6 +72,8 @@ func Default() Config {
 		AMQPListen:           "127.0.0.1:5672",
 		HTTPListen:           "127.0.0.1:8080",
 		KafkaMaxRequestBytes: 100 << 20,
+		AMQPMaxMessageBytes:  16 << 20,
+		AMQPHeartbeat:        60 * time.Second,
 		AutoCreateTopics:     true,
 		DefaultPartitions:    1,
 		LogLevel:             "info",

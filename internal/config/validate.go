@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // FieldError reports a setting whose value cannot work.
@@ -66,6 +67,12 @@ func (c Config) Validate() error {
 	}
 	if err := oneOf(c.LogFormat, []string{"text", "json"}); err != nil {
 		return fieldError("log_format", err)
+	}
+	if c.AMQPMaxMessageBytes < 1 || c.AMQPMaxMessageBytes > 512<<20 {
+		return fieldError("amqp_max_message_bytes", fmt.Errorf("%d: must be between 1 and %d (RabbitMQ's limit)", c.AMQPMaxMessageBytes, 512<<20))
+	}
+	if c.AMQPHeartbeat < 0 || c.AMQPHeartbeat > 65535*time.Second || c.AMQPHeartbeat%time.Second != 0 {
+		return fieldError("amqp_heartbeat", fmt.Errorf("%v: must be whole seconds between 0 and 65535s", c.AMQPHeartbeat))
 	}
 	if c.ShutdownTimeout <= 0 {
 		return fieldError("shutdown_timeout", fmt.Errorf("%v: must be positive", c.ShutdownTimeout))

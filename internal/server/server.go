@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/wharfmq/wharf/internal/auth"
 	"github.com/wharfmq/wharf/internal/broker"
 	"github.com/wharfmq/wharf/internal/config"
 	"github.com/wharfmq/wharf/internal/gateway"
@@ -56,8 +57,13 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (err error
 		logger.Info("broker closed")
 	}()
 
+	var amqpSrv *amqpListener
 	if cfg.AMQPListen != "" {
-		logger.Info("listener not available yet", "listener", "amqp", "addr", cfg.AMQPListen)
+		amqpSrv, err = startAMQP(cfg, b, auth.NewDefaultStore(), logger)
+		if err != nil {
+			return err
+		}
+		defer amqpSrv.shutdown(cfg.ShutdownTimeout, logger)
 	}
 
 	var kafkaSrv *kafkaListener
@@ -82,7 +88,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (err error
 			return err
 		}
 	} else {
-		if kafkaSrv == nil {
+		if kafkaSrv == nil && amqpSrv == nil {
 			logger.Warn("no listener enabled")
 		}
 	}
@@ -100,6 +106,9 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (err error
 	case serveErr = <-kafkaSrv.errc():
 		serveErr = fmt.Errorf("kafka listener: %w", serveErr)
 		logger.Error("listener failed, shutting down", "listener", "kafka", "err", serveErr)
+	case serveErr = <-amqpSrv.errc():
+		serveErr = fmt.Errorf("amqp listener: %w", serveErr)
+		logger.Error("listener failed, shutting down", "listener", "amqp", "err", serveErr)
 	}
 	ready.Store(false)
 

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	amqp091 "github.com/rabbitmq/amqp091-go"
 	"io"
 	"log/slog"
 	"net"
@@ -99,27 +100,44 @@ func TestRunServesAndShutsDown(t *testing.T) {
 	go func() { done <- Run(ctx, testConfig(t), slog.New(rec)) }()
 
 	startup := rec.waitFor(t, "wharf ready")
-	var addr, kafkaAddr string
-	notAvailable := map[string]bool{}
+	var addr, kafkaAddr, amqpAddr string
 	for _, e := range startup {
-		switch e.msg {
-		case "listening":
+		if e.msg == "listening" {
 			switch e.attrs["listener"] {
 			case "http":
 				addr = e.attrs["addr"]
 			case "kafka":
 				kafkaAddr = e.attrs["addr"]
+			case "amqp":
+				amqpAddr = e.attrs["addr"]
 			}
-		case "listener not available yet":
-			notAvailable[e.attrs["listener"]] = true
 		}
 	}
 	if addr == "" || strings.HasSuffix(addr, ":0") {
 		t.Fatalf("no bound http address logged (got %q) in %+v", addr, startup)
 	}
-	if notAvailable["kafka"] || !notAvailable["amqp"] {
-		t.Errorf("only amqp should be logged as not available yet; got %v", notAvailable)
+	if amqpAddr == "" || strings.HasSuffix(amqpAddr, ":0") {
+		t.Fatalf("no bound amqp address logged (got %q)", amqpAddr)
 	}
+	// The AMQP listener answers a real client.
+	ac, err := amqp091.Dial("amqp://guest:guest@" + amqpAddr + "/")
+	if err != nil {
+		t.Fatalf("amqp dial: %v", err)
+	}
+	ach, err := ac.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ach.QueueDeclare("smoke", false, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ach.PublishWithContext(ctx, "", "smoke", false, false, amqp091.Publishing{Body: []byte("v")}); err != nil {
+		t.Fatal(err)
+	}
+	if m, ok, err := ach.Get("smoke", true); err != nil || !ok || string(m.Body) != "v" {
+		t.Errorf("amqp get = %q %v %v, want \"v\"", m.Body, ok, err)
+	}
+	ac.Close()
 	if kafkaAddr == "" || strings.HasSuffix(kafkaAddr, ":0") {
 		t.Fatalf("no bound kafka address logged (got %q)", kafkaAddr)
 	}

@@ -77,9 +77,9 @@ func (OSFS) SyncDir(name string) error {
 	return cerr
 }
 
-// writeFileAtomic writes data to name through a temporary file that is
+// WriteFileAtomic writes data to name through a temporary file that is
 // fsynced and renamed over name. The directory is not fsynced.
-func writeFileAtomic(fs FS, name string, data []byte) error {
+func WriteFileAtomic(fs FS, name string, data []byte) error {
 	tmp := name + ".tmp"
 	f, err := fs.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_RDWR, 0o644)
 	if err != nil {

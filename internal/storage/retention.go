@@ -35,7 +35,7 @@ func (l *Log) SetStartOffset(offset int64) (int64, error) {
 // writeStart persists the log start offset. Callers hold l.mu.
 func (l *Log) writeStart(offset int64) error {
 	name := filepath.Join(l.dir, startOffsetFile)
-	if err := writeFileAtomic(l.fs, name, []byte(strconv.FormatInt(offset, 10)+"\n")); err != nil {
+	if err := WriteFileAtomic(l.fs, name, []byte(strconv.FormatInt(offset, 10)+"\n")); err != nil {
 		return fmt.Errorf("%w: writing %s: %w", ErrStorage, name, err)
 	}
 	if err := l.fs.SyncDir(l.dir); err != nil {

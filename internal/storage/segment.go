@@ -79,10 +79,10 @@ func (s *segment) summary() segmentSummary {
 // writeIndexes persists the indexes of a sealed, fsynced segment. Their
 // presence tells recovery that the segment is whole.
 func (s *segment) writeIndexes(fs FS) error {
-	if err := writeFileAtomic(fs, s.timeIndexPath(), encodeTimeIndex(s.timeIndex)); err != nil {
+	if err := WriteFileAtomic(fs, s.timeIndexPath(), encodeTimeIndex(s.timeIndex)); err != nil {
 		return err
 	}
-	return writeFileAtomic(fs, s.indexPath(), encodeOffsetIndex(s.index, s.summary()))
+	return WriteFileAtomic(fs, s.indexPath(), encodeOffsetIndex(s.index, s.summary()))
 }
 
 // loadIndexes reads a sealed segment's index files and checks them against

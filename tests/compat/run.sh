@@ -1,25 +1,39 @@
 #!/usr/bin/env bash
-# Compatibility checks: real Kafka clients other than franz-go against a
+# Compatibility checks: real clients that are not written in Go against a
 # freshly built wharf.
 #
+#   Kafka:
 #   kcat                   (librdkafka's command-line client)
 #   confluent_check.py     (confluent-kafka-python, librdkafka)
 #   kafka_python_check.py  (kafka-python, pure Python)
 #
-# Builds wharf, starts `wharf serve` on a free loopback port with a fresh
-# data directory, runs every check with a time limit and prints one line per
+#   AMQP 0-9-1:
+#   pika_check.py          (pika, pure Python)
+#   amqp_tools_check.sh    (amqp-tools: amqp-publish, amqp-consume and the
+#                           other command-line clients of librabbitmq)
+#
+# Builds wharf, starts `wharf serve` with its Kafka and AMQP listeners on free
+# loopback ports and a fresh data directory, runs every check with a time
+# limit and prints one line per
 # check (PASS, FAIL or SKIP, then its name), the output of each failed check,
 # and a final line "N passed, N failed" (", N skipped" follows when checks
 # were skipped). Exits 1 if any check failed.
 #
 # A client that is not installed is skipped, except when CI=true: then it is
 # a failure, so that CI runs every check. On Debian the clients are the
-# packages kcat, python3-confluent-kafka and python3-kafka; the Python
-# modules are looked for in /usr/bin/python3 (which sees Debian's packages)
-# before python3 on PATH. PYTHON=... names another interpreter.
+# packages kcat, python3-confluent-kafka, python3-kafka, python3-pika and
+# amqp-tools; the Python modules are looked for in /usr/bin/python3 (which
+# sees Debian's packages) before python3 on PATH. PYTHON=... names another
+# interpreter. The AMQP checks are also skipped, CI or not, while wharf
+# logs that its AMQP listener is "not available yet".
 #
-# Environment: COMPAT_BOOTSTRAP=HOST:PORT runs the checks against a broker
-# that is already running instead of building and starting wharf;
+# Environment: COMPAT_BOOTSTRAP=HOST:PORT runs the Kafka checks against a
+# broker that is already running instead of building and starting wharf;
+# COMPAT_AMQP_URL=amqp://USER:PASSWORD@HOST:PORT/ does the same for the AMQP
+# checks (a RabbitMQ, say; a path of "/" is the virtual host "/"), and the
+# wharf that is started for the Kafka checks then has no AMQP listener. With
+# COMPAT_BOOTSTRAP alone, the AMQP checks are skipped. Queue, exchange and
+# topic names carry a run id, so runs against one broker do not clash.
 # CHECK_TIMEOUT (seconds per check, default 120),
 # WHARF_LOG_LEVEL for the server (default debug), KEEP_TMP=1 keeps the
 # temporary directory (data and server log) and prints where it is.
@@ -33,8 +47,9 @@ fi
 
 CHECK_TIMEOUT="${CHECK_TIMEOUT:-120}"
 GROUP_TIMEOUT=45 # one kcat -G run: joining a group and reading to the end
-# Topic and group names carry this, so a run against a broker that is
-# already running (COMPAT_BOOTSTRAP) starts from empty topics.
+# Topic, group, queue and exchange names carry this, so a run against a
+# broker that is already running (COMPAT_BOOTSTRAP, COMPAT_AMQP_URL) starts
+# from empty topics and queues.
 run_id="$(date +%s)-$$"
 in_ci=false
 if [ "${CI:-}" = "true" ]; then in_ci=true; fi
@@ -70,22 +85,43 @@ die() {
 
 # ---------------------------------------------------------------- server
 
+# redact_url URL prints URL without its password.
+redact_url() {
+	printf '%s\n' "$1" | sed 's#^\([a-z]*://[^:/@]*:\)[^@/]*@#\1***@#'
+}
+
 bootstrap=""
+# amqp_url is the broker for the AMQP checks; when it stays empty,
+# amqp_skip or amqp_fail says why (the checks are skipped or fail).
+amqp_url=""
+amqp_skip=""
+amqp_fail=""
+if [ -n "${COMPAT_AMQP_URL:-}" ]; then
+	# An already running broker, such as a real RabbitMQ to check the checks.
+	amqp_url="$COMPAT_AMQP_URL"
+	echo "compat: AMQP checks use the broker at $(redact_url "$amqp_url") (COMPAT_AMQP_URL)"
+fi
 if [ -n "${COMPAT_BOOTSTRAP:-}" ]; then
 	# An already running broker, such as a real Kafka to check the checks.
 	bootstrap="$COMPAT_BOOTSTRAP"
 	echo "compat: using the broker at $bootstrap (COMPAT_BOOTSTRAP); wharf is not started"
+	if [ -z "$amqp_url" ]; then
+		amqp_skip="COMPAT_BOOTSTRAP is set without COMPAT_AMQP_URL: no AMQP broker"
+	fi
 else
 	echo "compat: building wharf"
 	go build -o "$tmp/wharf" ./cmd/wharf
 
-	# Port 0 picks a free port; the bound address is logged. AMQP and HTTP are
-	# not needed here and stay off.
+	# Port 0 picks a free port; the bound address is logged. HTTP is not
+	# needed here and stays off; so does AMQP when COMPAT_AMQP_URL names
+	# another broker.
+	amqp_listen="127.0.0.1:0"
+	if [ -n "$amqp_url" ]; then amqp_listen=""; fi
 	"$tmp/wharf" serve \
 		--data-dir "$tmp/data" \
 		--kafka-listen 127.0.0.1:0 \
 		--auto-create-topics=true \
-		--amqp-listen "" \
+		--amqp-listen "$amqp_listen" \
 		--http-listen "" \
 		--log-level "${WHARF_LOG_LEVEL:-debug}" \
 		>"$tmp/wharf.log" 2>&1 &
@@ -103,6 +139,29 @@ else
 	done
 	[ -n "$bootstrap" ] || die "the Kafka listener did not accept connections within 15s"
 	echo "compat: wharf is serving Kafka on $bootstrap"
+
+	# The AMQP listener logs "listening" with listener=amqp and its address,
+	# or, while its adapter does not exist, "listener not available yet".
+	if [ -n "$amqp_listen" ]; then
+		amqp_fail="wharf did not report an AMQP listener accepting connections within 15s"
+		for _ in $(seq 150); do
+			kill -0 "$pid" 2>/dev/null || die "wharf exited during startup"
+			addr="$(sed -n '/msg=listening .*listener=amqp /s/.* addr=\([^ ]*\).*/\1/p' "$tmp/wharf.log" | head -n 1)"
+			if [ -n "$addr" ] && (exec 3<>"/dev/tcp/${addr%:*}/${addr##*:}") 2>/dev/null; then
+				# guest/guest: the default user, allowed from loopback only.
+				amqp_url="amqp://guest:guest@$addr/"
+				amqp_fail=""
+				echo "compat: wharf is serving AMQP on $addr"
+				break
+			fi
+			if grep -q 'msg="listener not available yet" listener=amqp' "$tmp/wharf.log"; then
+				amqp_skip="wharf has no AMQP listener yet: it logged \"listener not available yet\""
+				amqp_fail=""
+				break
+			fi
+			sleep 0.1
+		done
+	fi
 fi
 
 # ---------------------------------------------------------------- tools
@@ -134,12 +193,18 @@ find_python() {
 }
 py_confluent="$(find_python confluent_kafka || true)"
 py_kafka="$(find_python kafka || true)"
+py_pika="$(find_python pika || true)"
+amqp_tools_missing=""
+for c in amqp-declare-queue amqp-publish amqp-consume amqp-get amqp-delete-queue; do
+	command -v "$c" >/dev/null 2>&1 || amqp_tools_missing="$amqp_tools_missing $c"
+done
 
 # ---------------------------------------------------------------- runner
 
 passed=0
 failed=0
 skipped=0
+needs_wharf=true # whether run_check fails a check when wharf has exited
 
 # run_check NAME MISSING CMD... runs CMD (a function or a program) with its
 # output in a file. A non-empty MISSING says which tool is absent: the check
@@ -157,7 +222,7 @@ run_check() {
 		fi
 		return 0
 	fi
-	if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
+	if $needs_wharf && [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
 		echo "FAIL $name (wharf is no longer running)"
 		failed=$((failed + 1))
 		return 0
@@ -181,6 +246,27 @@ run_check() {
 # limit runs a command under the per-check time limit.
 limit() {
 	timeout -k 5 "$CHECK_TIMEOUT" "$@"
+}
+
+# run_amqp_check NAME MISSING CMD... is run_check for a check that needs an
+# AMQP broker. With its client installed but no broker, it is skipped
+# (amqp_skip) or fails (amqp_fail); with COMPAT_AMQP_URL it does not need
+# wharf to be running.
+run_amqp_check() {
+	local name="$1" missing="$2"
+	if [ -z "$missing" ] && [ -n "$amqp_fail" ]; then
+		echo "FAIL $name ($amqp_fail)"
+		failed=$((failed + 1))
+		return 0
+	fi
+	if [ -z "$missing" ] && [ -n "$amqp_skip" ]; then
+		echo "SKIP $name ($amqp_skip)"
+		skipped=$((skipped + 1))
+		return 0
+	fi
+	if [ -n "${COMPAT_AMQP_URL:-}" ]; then needs_wharf=false; fi
+	run_check "$@"
+	needs_wharf=true
 }
 
 # ---------------------------------------------------------------- kcat
@@ -264,6 +350,10 @@ missing_confluent=""
 [ -n "$py_confluent" ] || missing_confluent="no python3 imports confluent_kafka: install python3-confluent-kafka"
 missing_kafka=""
 [ -n "$py_kafka" ] || missing_kafka="no python3 imports kafka: install python3-kafka"
+missing_pika=""
+[ -n "$py_pika" ] || missing_pika="no python3 imports pika: install python3-pika"
+missing_amqp_tools=""
+[ -z "$amqp_tools_missing" ] || missing_amqp_tools="not installed:$amqp_tools_missing: install amqp-tools"
 
 run_check kcat-metadata "$missing_kcat" check_kcat_metadata
 run_check kcat-produce-consume "$missing_kcat" check_kcat_produce_consume
@@ -277,6 +367,13 @@ for c in admin produce group; do
 	run_check "kafka-python-$c" "$missing_kafka" \
 		limit "$py_kafka" tests/compat/kafka_python_check.py --bootstrap "$bootstrap" "$c"
 done
+
+for c in confirm topic headers mandatory requeue channel-error; do
+	run_amqp_check "pika-$c" "$missing_pika" \
+		limit "$py_pika" tests/compat/pika_check.py "$amqp_url" "$run_id" "$c"
+done
+run_amqp_check amqp-tools "$missing_amqp_tools" \
+	limit bash tests/compat/amqp_tools_check.sh "$amqp_url" "$run_id"
 
 if [ "$failed" -gt 0 ] && [ -f "$tmp/wharf.log" ]; then
 	# Why the server closed connections (unsupported keys, versions) and

@@ -6,7 +6,11 @@ type Command struct {
 	// Properties and Body are the content of a method with content
 	// (Method.HasContent), zero otherwise. Body belongs to the caller.
 	Properties Properties
-	Body       []byte
+	// RawProperties are the same properties as they came on the wire
+	// (property flags, then the fields present), to store and send on
+	// without encoding them again.
+	RawProperties []byte
+	Body          []byte
 }
 
 // Assembler turns the frames of one channel into commands: a method frame,
@@ -31,6 +35,7 @@ type Assembler struct {
 	method    Method // content method awaiting its content, or nil
 	gotHeader bool
 	props     Properties
+	rawProps  []byte
 	size      uint64
 	body      []byte
 }
@@ -71,6 +76,7 @@ func (a *Assembler) Add(f Frame) (Command, bool, error) {
 			return a.fail(protoErr(ReplyPreconditionFailed, ErrContentTooLarge, "message size %d is larger than the maximum %d", h.BodySize, a.maxBody))
 		}
 		a.gotHeader, a.props, a.size = true, h.Properties, h.BodySize
+		a.rawProps = append([]byte(nil), f.Payload[contentHeaderFixed:]...)
 		if a.size == 0 {
 			return a.complete()
 		}
@@ -112,7 +118,7 @@ func (a *Assembler) start(f Frame) (Command, bool, error) {
 }
 
 func (a *Assembler) complete() (Command, bool, error) {
-	c := Command{Method: a.method, Properties: a.props, Body: a.body}
+	c := Command{Method: a.method, Properties: a.props, RawProperties: a.rawProps, Body: a.body}
 	a.Reset()
 	return c, true, nil
 }

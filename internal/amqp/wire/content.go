@@ -59,3 +59,26 @@ func DecodeContentHeader(payload []byte) (ContentHeader, error) {
 	}
 	return h, nil
 }
+
+// EncodeProperties returns the basic properties as they follow the body
+// size in a content header: the property flags, then the fields present.
+func EncodeProperties(p *Properties) ([]byte, error) {
+	e := encoder{}
+	p.write(&e)
+	if e.err != nil {
+		return nil, &encodeError{name: "properties", err: e.err}
+	}
+	return e.buf, nil
+}
+
+// DecodeProperties decodes what EncodeProperties returns, with the errors
+// of DecodeContentHeader.
+func DecodeProperties(raw []byte) (Properties, error) {
+	var p Properties
+	d := decoder{buf: raw}
+	p.read(&d)
+	if err := d.finish(); err != nil {
+		return Properties{}, err
+	}
+	return p, nil
+}

@@ -90,6 +90,38 @@ func AppendMessage(b []byte, channel uint16, m Method, props *Properties, body [
 	return b, nil
 }
 
+// AppendMessageRaw is AppendMessage with the properties already encoded
+// (see EncodeProperties and Command.RawProperties).
+func AppendMessageRaw(b []byte, channel uint16, m Method, rawProps, body []byte, frameMax uint32) ([]byte, error) {
+	if !m.HasContent() {
+		return b, fmt.Errorf("amqp: %s carries no content", m.Name())
+	}
+	start := len(b)
+	b, err := AppendMethodFrame(b, channel, m, frameMax)
+	if err != nil {
+		return b[:start], err
+	}
+	b, err = appendFramed(b, FrameHeader, channel, frameMax, func(b []byte) ([]byte, error) {
+		b = binary.BigEndian.AppendUint16(b, ClassBasic)
+		b = append(b, 0, 0)
+		b = binary.BigEndian.AppendUint64(b, uint64(len(body)))
+		if len(rawProps) == 0 {
+			return append(b, 0, 0), nil // no property flags
+		}
+		return append(b, rawProps...), nil
+	})
+	if err != nil {
+		return b[:start], err
+	}
+	chunk := int(normFrameMax(frameMax) - frameOverhead)
+	for len(body) > 0 {
+		n := min(chunk, len(body))
+		b = AppendFrame(b, Frame{Type: FrameBody, Channel: channel, Payload: body[:n]})
+		body = body[n:]
+	}
+	return b, nil
+}
+
 // maxRetainedWriteBuffer is the largest buffer a FrameWriter keeps between
 // writes; a larger one (built for a large message) is dropped.
 const maxRetainedWriteBuffer = 1 << 20

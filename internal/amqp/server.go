@@ -1,0 +1,196 @@
+package amqp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/wharfmq/wharf/internal/auth"
+	"github.com/wharfmq/wharf/internal/broker"
+)
+
+// Options configures the AMQP server.
+type Options struct {
+	// Users authenticates logins; nil means the default store (guest/guest
+	// from loopback only).
+	Users *auth.Store
+	// Logger receives the server's logs; nil discards them.
+	Logger *slog.Logger
+	// Version is the product version sent in the server properties.
+	Version string
+	// FrameMax is the largest frame offered in connection.tune; zero means
+	// 131072, RabbitMQ's default.
+	FrameMax uint32
+	// ChannelMax is the most channels offered; zero means 2047.
+	ChannelMax uint16
+	// Heartbeat is the heartbeat interval offered; zero means 60s, a
+	// negative value offers none.
+	Heartbeat time.Duration
+	// MaxMessageBytes is the largest message body accepted; zero means
+	// 16 MiB, RabbitMQ's default.
+	MaxMessageBytes int
+	// HandshakeTimeout bounds the time from connect to connection.open-ok;
+	// zero means 10s.
+	HandshakeTimeout time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+func (o Options) withDefaults() Options {
+	if o.Users == nil {
+		o.Users = auth.NewDefaultStore()
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.FrameMax == 0 {
+		o.FrameMax = 131072
+	}
+	if o.ChannelMax == 0 {
+		o.ChannelMax = 2047
+	}
+	if o.Heartbeat == 0 {
+		o.Heartbeat = 60 * time.Second
+	}
+	if o.MaxMessageBytes <= 0 {
+		o.MaxMessageBytes = 16 << 20
+	}
+	if o.HandshakeTimeout <= 0 {
+		o.HandshakeTimeout = 10 * time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Version == "" {
+		o.Version = "dev"
+	}
+	return o
+}
+
+// Server serves AMQP 0-9-1 connections on the broker.
+type Server struct {
+	b      *broker.Broker
+	opts   Options
+	logger *slog.Logger
+
+	mu      sync.Mutex
+	ln      net.Listener
+	conns   map[*conn]struct{}
+	closing bool
+	wg      sync.WaitGroup
+	nextID  atomic.Uint64
+}
+
+// NewServer returns a server for b.
+func NewServer(b *broker.Broker, opts Options) *Server {
+	opts = opts.withDefaults()
+	return &Server{b: b, opts: opts, logger: opts.Logger.With("listener", "amqp"), conns: map[*conn]struct{}{}}
+}
+
+// Serve accepts connections on ln until Shutdown. It returns nil after a
+// Shutdown, or the accept error that stopped it.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		ln.Close()
+		return nil
+	}
+	s.ln = ln
+	s.mu.Unlock()
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closing := s.closing
+			s.mu.Unlock()
+			if closing {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			return fmt.Errorf("amqp accept: %w", err)
+		}
+		c := newConn(s, nc, "amqp-"+strconv.FormatUint(s.nextID.Add(1), 10))
+		s.mu.Lock()
+		if s.closing {
+			s.mu.Unlock()
+			nc.Close()
+			continue
+		}
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			c.serve()
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.mu.Unlock()
+		}()
+	}
+}
+
+// Shutdown stops accepting, closes every connection with 320
+// CONNECTION_FORCED (their unacknowledged messages go back to their
+// queues) and waits for them, at most until ctx is done; then it closes the
+// sockets that are left.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	if s.ln != nil {
+		s.ln.Close()
+	}
+	for c := range s.conns {
+		c.forceClose("broker shutdown")
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.mu.Lock()
+		for c := range s.conns {
+			c.nc.Close()
+		}
+		s.mu.Unlock()
+		<-done
+		return ctx.Err()
+	}
+}
+
+// serverProperties is the server-properties table of connection.start.
+func (s *Server) serverProperties() map[string]any {
+	return map[string]any{
+		"product":     "Wharf",
+		"version":     s.opts.Version,
+		"platform":    "Go " + runtime.Version(),
+		"copyright":   "The Wharf authors",
+		"information": "Kafka, AMQP 0-9-1 and WebSocket in one broker",
+		"capabilities": map[string]any{
+			"publisher_confirms":           true,
+			"exchange_exchange_bindings":   true,
+			"basic.nack":                   true,
+			"consumer_cancel_notify":       true,
+			"consumer_priorities":          true,
+			"authentication_failure_close": true,
+			"per_consumer_qos":             true,
+			// Not offered yet: connection.blocked (no resource alarms)
+			// and direct_reply_to.
+			"connection.blocked": false,
+			"direct_reply_to":    false,
+		},
+	}
+}

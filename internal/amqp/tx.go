@@ -1,0 +1,100 @@
+package amqp
+
+import (
+	"context"
+	"errors"
+
+	"github.com/wharfmq/wharf/internal/amqp/wire"
+	"github.com/wharfmq/wharf/internal/broker"
+)
+
+// txState is a channel in transactional mode (tx.select): publishes and
+// settlements wait for tx.commit, which applies them in order and answers
+// once the persistent messages are fsynced; tx.rollback drops the
+// publishes and gives the settled deliveries back to the channel as
+// unacknowledged, as RabbitMQ does. Deliveries and basic.get are not
+// transactional.
+type txState struct {
+	publishes []txPublish
+	settles   []txSettle
+}
+
+type txPublish struct {
+	mandatory bool
+	keys      []string
+	headers   broker.Table
+	msg       *broker.Message
+}
+
+type txSettle struct {
+	ds []unackedEntry
+	op settleOp
+}
+
+// settledDeliveries returns the deliveries the transaction would settle,
+// for a channel closing with it open: they go back to their queues.
+func (t *txState) settledDeliveries() []unackedEntry {
+	var out []unackedEntry
+	for _, s := range t.settles {
+		out = append(out, s.ds...)
+	}
+	return out
+}
+
+func (ch *channel) txSelect() error {
+	if ch.confirms != nil {
+		return newCloseError(wire.ReplyPreconditionFailed, "cannot switch from confirm to tx mode")
+	}
+	if ch.tx == nil {
+		ch.tx = &txState{}
+	}
+	return ch.c.sendMethod(ch.id, &wire.TxSelectOk{})
+}
+
+func (ch *channel) txCommit() error {
+	if ch.tx == nil {
+		return newCloseError(wire.ReplyPreconditionFailed, "channel is not transactional")
+	}
+	t := ch.tx
+	ch.tx = &txState{}
+	var durable []broker.PublishResult
+	for _, p := range t.publishes {
+		res, err := ch.route(p.mandatory, p.keys, p.headers, p.msg)
+		if err != nil {
+			var me *broker.ModelError
+			if errors.As(err, &me) {
+				return err
+			}
+			return newCloseError(wire.ReplyInternalError, "tx.commit: %v", err)
+		}
+		if res.Durable() {
+			durable = append(durable, res)
+		}
+	}
+	for _, s := range t.settles {
+		applySettle(s.ds, s.op)
+	}
+	if len(t.settles) > 0 {
+		ch.afterSettle()
+	}
+	for i := range durable {
+		if err := durable[i].Wait(context.Background()); err != nil {
+			return newCloseError(wire.ReplyInternalError, "tx.commit: storing messages: %v", err)
+		}
+	}
+	return ch.c.sendMethod(ch.id, &wire.TxCommitOk{})
+}
+
+func (ch *channel) txRollback() error {
+	if ch.tx == nil {
+		return newCloseError(wire.ReplyPreconditionFailed, "channel is not transactional")
+	}
+	t := ch.tx
+	ch.tx = &txState{}
+	if ds := t.settledDeliveries(); len(ds) > 0 {
+		ch.mu.Lock()
+		ch.unacked.restore(ds)
+		ch.mu.Unlock()
+	}
+	return ch.c.sendMethod(ch.id, &wire.TxRollbackOk{})
+}

@@ -1,0 +1,373 @@
+package broker
+
+import (
+	"errors"
+	"slices"
+	"sync"
+
+	"github.com/wharfmq/wharf/internal/storage"
+)
+
+// Message is an AMQP message as the core keeps it. It is immutable once
+// published and shared by every queue it was routed to.
+type Message struct {
+	Exchange   string
+	RoutingKey string
+	// Properties are the basic class's content properties as encoded on
+	// the wire: the property flags, then the fields present. The core
+	// stores and returns them without decoding them.
+	Properties []byte
+	Body       []byte
+	// Persistent is delivery_mode 2: the message is stored when it is
+	// routed to a durable queue.
+	Persistent bool
+	// Timestamp is when the broker received the message, in milliseconds
+	// since the Unix epoch.
+	Timestamp int64
+}
+
+// queued is a message's place in one queue.
+type queued struct {
+	msg         *Message
+	seq         uint64 // order of arrival in the queue
+	offset      int64  // offset in the queue's log, or -1 when not stored
+	redelivered bool
+}
+
+// Queue is the delivery state of one queue: the messages ready to go, in
+// order, the count of those delivered and not yet settled, and the
+// consumers. A durable queue also keeps its persistent messages in a log
+// (see queuestore.go); a transient queue lives only in memory.
+//
+// Invariants: ready messages go out in arrival order, requeued ones first
+// (they arrived before every message still ready, so the two lists never
+// interleave); a consumer's Deliver runs under mu, so it must neither block
+// nor call back into the queue or the broker.
+type Queue struct {
+	Vhost      string
+	Name       string
+	ID         QueueID
+	Durable    bool
+	AutoDelete bool
+
+	mu          sync.Mutex
+	ready       deque
+	requeued    []*queued // sorted by seq; delivered before ready
+	unacked     int
+	seq         uint64
+	consumers   []*Consumer
+	rr          int  // where the next round-robin scan starts
+	exclusive   bool // the one consumer has exclusive use
+	hadConsumer bool // for auto-delete: only a queue that had one is deleted when the last goes
+	closed      bool
+	store       *queueStore // nil for a transient queue
+}
+
+func newQueue(info QueueInfo, store *queueStore, recovered []*queued) *Queue {
+	q := &Queue{Vhost: info.Vhost, Name: info.Name, ID: info.ID, Durable: info.Durable, AutoDelete: info.AutoDelete, store: store}
+	for _, m := range recovered {
+		q.seq++
+		m.seq = q.seq
+		q.ready.push(m)
+	}
+	return q
+}
+
+// Ref names the queue for routing results.
+func (q *Queue) Ref() QueueRef { return QueueRef{Name: q.Name, ID: q.ID} }
+
+// Delivery is a message handed to a consumer or to basic.get, to be
+// settled (Ack, Requeue or Discard) unless it went out with no-ack.
+type Delivery struct {
+	Queue       *Queue
+	Message     *Message
+	Redelivered bool
+	// Consumer is who it went to; nil for basic.get.
+	Consumer *Consumer
+	// Remaining is, for basic.get, the number of messages left ready.
+	Remaining int
+	m         *queued
+}
+
+// enqueue adds a routed message. A persistent message in a durable queue is
+// appended to the queue's log first (batch is its encoding, see
+// encodeQueueRecord); the Pending tells when it is durable. A closed
+// (deleted) queue drops the message.
+func (q *Queue) enqueue(msg *Message, batch []byte) (storage.Pending, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return storage.Pending{}, nil
+	}
+	m := &queued{msg: msg, offset: -1}
+	var p storage.Pending
+	if q.store != nil && msg.Persistent {
+		off, pend, err := q.store.append(batch)
+		if err != nil {
+			return storage.Pending{}, err
+		}
+		m.offset, p = off, pend
+	}
+	q.seq++
+	m.seq = q.seq
+	q.ready.push(m)
+	q.dispatchLocked()
+	return p, nil
+}
+
+func (q *Queue) readyLocked() int { return len(q.requeued) + q.ready.len() }
+
+func (q *Queue) popLocked() *queued {
+	var m *queued
+	if len(q.requeued) > 0 {
+		m = q.requeued[0]
+		q.requeued[0] = nil
+		q.requeued = q.requeued[1:]
+	} else {
+		m = q.ready.pop()
+	}
+	if m.offset >= 0 && q.store != nil {
+		q.store.noteDelivered(m.offset)
+	}
+	return m
+}
+
+// dispatchLocked hands ready messages to consumers that can take them.
+func (q *Queue) dispatchLocked() {
+	for q.readyLocked() > 0 && len(q.consumers) > 0 {
+		c := q.pickLocked()
+		if c == nil {
+			return
+		}
+		m := q.popLocked()
+		if c.NoAck {
+			q.settledLocked(m)
+		} else {
+			q.unacked++
+		}
+		c.Deliver(Delivery{Queue: q, Message: m.msg, Redelivered: m.redelivered, Consumer: c, m: m})
+	}
+}
+
+// pickLocked chooses the consumer for the next message: among those that
+// can take one (not busy, within their prefetch), the highest priority,
+// round-robin among equals. It takes the consumer's credit.
+func (q *Queue) pickLocked() *Consumer {
+	n := len(q.consumers)
+	best := -1
+	for i := range n {
+		j := (q.rr + i) % n
+		c := q.consumers[j]
+		if best >= 0 && c.Priority <= q.consumers[best].Priority {
+			continue
+		}
+		if !c.canTake() {
+			continue
+		}
+		best = j
+	}
+	if best < 0 {
+		return nil
+	}
+	c := q.consumers[best]
+	if !c.take() {
+		return nil
+	}
+	q.rr = best + 1
+	return c
+}
+
+// settledLocked forgets a message for good: acknowledged, delivered with
+// no-ack, purged or discarded.
+func (q *Queue) settledLocked(m *queued) {
+	if m.offset >= 0 && q.store != nil {
+		q.store.settle(m.offset)
+	}
+}
+
+// Get takes the next ready message for basic.get. With noAck the message is
+// settled at once; otherwise it is unacknowledged until settled.
+func (q *Queue) Get(noAck bool) (Delivery, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed || q.readyLocked() == 0 {
+		return Delivery{}, false
+	}
+	m := q.popLocked()
+	if noAck {
+		q.settledLocked(m)
+	} else {
+		q.unacked++
+	}
+	return Delivery{Queue: q, Message: m.msg, Redelivered: m.redelivered, Remaining: q.readyLocked(), m: m}, true
+}
+
+// Ack settles deliveries of this queue for good.
+func (q *Queue) Ack(ds []Delivery) {
+	q.settle(ds, false)
+}
+
+// Discard drops deliveries (basic.reject or basic.nack without requeue).
+func (q *Queue) Discard(ds []Delivery) {
+	q.settle(ds, false)
+}
+
+// Requeue puts deliveries back, in their original order ahead of every
+// message still ready, marked redelivered.
+func (q *Queue) Requeue(ds []Delivery) {
+	q.settle(ds, true)
+}
+
+func (q *Queue) settle(ds []Delivery, requeue bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, d := range ds {
+		if d.Consumer != nil && !d.Consumer.NoAck {
+			d.Consumer.give()
+		}
+		if q.closed {
+			continue
+		}
+		q.unacked--
+		if !requeue {
+			q.settledLocked(d.m)
+			continue
+		}
+		d.m.redelivered = true
+		i, _ := slices.BinarySearchFunc(q.requeued, d.m.seq, func(m *queued, seq uint64) int {
+			switch {
+			case m.seq < seq:
+				return -1
+			case m.seq > seq:
+				return 1
+			}
+			return 0
+		})
+		q.requeued = slices.Insert(q.requeued, i, d.m)
+	}
+	if !q.closed {
+		q.dispatchLocked()
+	}
+}
+
+// Kick retries delivery: a consumer that was busy can take messages again,
+// or credit shared with other queues was given back.
+func (q *Queue) Kick() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if !q.closed {
+		q.dispatchLocked()
+	}
+}
+
+// Purge drops every ready message (not those delivered and unsettled) and
+// returns how many there were.
+func (q *Queue) Purge() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := q.readyLocked()
+	for _, m := range q.requeued {
+		q.settledLocked(m)
+	}
+	q.requeued = nil
+	for q.ready.len() > 0 {
+		q.settledLocked(q.ready.pop())
+	}
+	return n
+}
+
+// Counts returns the number of ready messages and of consumers, as
+// queue.declare-ok reports them.
+func (q *Queue) Counts() (messages, consumers int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.readyLocked(), len(q.consumers)
+}
+
+// Unacked returns the number of deliveries not yet settled.
+func (q *Queue) Unacked() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.unacked
+}
+
+// close stops the queue: consumers are dropped (and returned, so the
+// caller can tell them outside the lock), messages forgotten, and the log
+// closed or, if the queue was deleted, removed.
+func (q *Queue) close(deleted bool) ([]*Consumer, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return nil, nil
+	}
+	q.closed = true
+	cs := q.consumers
+	q.consumers = nil
+	q.requeued = nil
+	q.ready = deque{}
+	if q.store == nil {
+		return cs, nil
+	}
+	if deleted {
+		return cs, q.store.delete()
+	}
+	var errs []error
+	if snap, ok := q.store.snapshot(); ok {
+		errs = append(errs, q.store.write(snap))
+	}
+	errs = append(errs, q.store.close())
+	return cs, errors.Join(errs...)
+}
+
+// flush persists the queue's settlements if they changed.
+func (q *Queue) flush() error {
+	q.mu.Lock()
+	if q.closed || q.store == nil {
+		q.mu.Unlock()
+		return nil
+	}
+	snap, ok := q.store.snapshot()
+	q.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	return q.store.write(snap)
+}
+
+// deque is a FIFO of queued messages in a ring buffer.
+type deque struct {
+	buf  []*queued
+	head int
+	n    int
+}
+
+func (d *deque) len() int { return d.n }
+
+func (d *deque) push(m *queued) {
+	if d.n == len(d.buf) {
+		nb := make([]*queued, max(16, 2*len(d.buf)))
+		for i := range d.n {
+			nb[i] = d.buf[(d.head+i)%len(d.buf)]
+		}
+		d.buf, d.head = nb, 0
+	}
+	d.buf[(d.head+d.n)%len(d.buf)] = m
+	d.n++
+}
+
+func (d *deque) pop() *queued {
+	if d.n == 0 {
+		return nil
+	}
+	m := d.buf[d.head]
+	d.buf[d.head] = nil
+	d.head = (d.head + 1) % len(d.buf)
+	d.n--
+	if d.n == 0 {
+		d.head = 0
+		if len(d.buf) > 1024 {
+			d.buf = nil // give a drained large buffer back
+		}
+	}
+	return m
+}

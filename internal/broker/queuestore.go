@@ -1,0 +1,347 @@
+package broker
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+
+	"github.com/wharfmq/wharf/internal/storage"
+)
+
+// A durable queue's persistent messages are records in a log of its own
+// under <data-dir>/queues/<queue id>, one single-record batch per message:
+// the key is the routing key, the value the body, and two headers carry the
+// exchange and the encoded basic properties. Transient messages are never
+// written, so a restart drops them.
+//
+// Settlement (ack, no-ack delivery, purge, discard) is tracked by offset:
+// every offset below low is settled, and settled offsets above it are in a
+// set. low becomes the log's start offset (whole segments below it are
+// deleted) and the set is written to the acks file, both at most once per
+// flush (every second while anything changed, and on close). A crash loses
+// the settlements since the last flush: those messages come back after a
+// restart, marked redelivered (at-least-once, as in RabbitMQ). A missing or
+// damaged acks file means every message from the start offset comes back.
+
+const (
+	queueHeaderExchange   = "amqp.exchange"
+	queueHeaderProperties = "amqp.properties"
+	acksFile              = "acks"
+	acksMagic             = "WQA1"
+)
+
+type queueStore struct {
+	log *storage.Log
+	fs  storage.FS
+	dir string
+
+	// Guarded by the owning Queue's mu.
+	low       int64              // every offset below is settled
+	acked     map[int64]struct{} // settled offsets at or above low
+	delivered int64              // highest offset ever delivered, or -1
+	dirty     bool
+
+	snaps   uint64     // snapshots taken; guarded by the queue's mu
+	flushMu sync.Mutex // one write at a time
+	synced  int64      // low as last made the log start
+	written uint64     // the snapshot last written: an older one is not
+}
+
+// queueLogConfig adapts the topic log defaults to a queue: no retention
+// (acknowledgements delete data) and segments small enough to go soon.
+func queueLogConfig(defaults storage.LogConfig) storage.LogConfig {
+	cfg := defaults
+	cfg.RetentionAge = 0
+	cfg.RetentionBytes = -1
+	cfg.SegmentBytes = min(cfg.SegmentBytes, 64<<20)
+	cfg.MaxBatchBytes = 1 << 30
+	cfg.TimestampType = storage.CreateTime
+	return cfg
+}
+
+// openQueueStore opens (or creates) a queue's log and recovers its
+// unsettled persistent messages, in offset order.
+func openQueueStore(dir string, cfg storage.LogConfig, opts storage.Options) (*queueStore, []*queued, error) {
+	l, err := storage.Open(dir, cfg, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	s := &queueStore{log: l, fs: opts.FS, dir: dir, acked: map[int64]struct{}{}, delivered: -1}
+	if s.fs == nil {
+		s.fs = storage.OSFS{}
+	}
+	start, _, _ := l.Offsets()
+	s.low, s.synced = start, start
+	if err := s.readAcks(); err != nil {
+		if opts.Logger != nil {
+			opts.Logger.Warn("queue acknowledgements unreadable; unsettled messages from the log start come back", "dir", dir, "err", err)
+		}
+		s.low, s.acked, s.delivered = start, map[int64]struct{}{}, -1
+	}
+	s.low = max(s.low, start)
+	// The acks file may record settlements past the log's end: a message
+	// can be acked before its append is fsynced, and a crash then loses
+	// the append but not the acks. New messages reuse those offsets, so
+	// forget what the file says about them.
+	_, end, _ := l.Offsets()
+	s.low = min(s.low, end)
+	s.delivered = min(s.delivered, end-1)
+	for o := range s.acked {
+		if o < s.low || o >= end {
+			delete(s.acked, o)
+		}
+	}
+	msgs, err := s.recover()
+	if err != nil {
+		l.Close()
+		return nil, nil, err
+	}
+	return s, msgs, nil
+}
+
+// recover reads every unsettled message from the log.
+func (s *queueStore) recover() ([]*queued, error) {
+	_, hw, _ := s.log.Offsets()
+	var out []*queued
+	var buf []byte
+	for from := s.low; from < hw; {
+		res, err := s.log.Read(from, 4<<20)
+		if err != nil {
+			return nil, fmt.Errorf("recovering queue log %s: %w", s.dir, err)
+		}
+		if res.Len() == 0 {
+			res.Release()
+			break
+		}
+		buf, err = res.AppendTo(buf[:0])
+		res.Release()
+		if err != nil {
+			return nil, err
+		}
+		next := from
+		err = storage.SplitBatches(buf, func(b storage.Batch) bool {
+			derr := storage.DecodeRecords(b, func(r storage.Record) bool {
+				if r.Offset < from {
+					return true
+				}
+				if _, done := s.acked[r.Offset]; !done {
+					out = append(out, &queued{msg: decodeQueueRecord(r), offset: r.Offset, redelivered: r.Offset <= s.delivered})
+				}
+				return true
+			})
+			if derr != nil {
+				err = derr
+				return false
+			}
+			next = b.NextOffset()
+			return true
+		})
+		if err != nil {
+			return nil, fmt.Errorf("recovering queue log %s: %w", s.dir, err)
+		}
+		if next <= from {
+			break
+		}
+		from = next
+	}
+	return out, nil
+}
+
+// encodeQueueRecord appends m as a single-record batch.
+func encodeQueueRecord(dst []byte, m *Message) []byte {
+	return storage.AppendBatch(dst, storage.BatchSpec{
+		ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1,
+		Records: []storage.Record{{
+			Timestamp: m.Timestamp,
+			Key:       []byte(m.RoutingKey),
+			Value:     nonNil(m.Body),
+			Headers: []storage.Header{
+				{Key: queueHeaderExchange, Value: []byte(m.Exchange)},
+				{Key: queueHeaderProperties, Value: nonNil(m.Properties)},
+			},
+		}},
+	})
+}
+
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+// decodeQueueRecord rebuilds a message from its record, copying what the
+// record aliases.
+func decodeQueueRecord(r storage.Record) *Message {
+	m := &Message{RoutingKey: string(r.Key), Body: slices.Clone(r.Value), Persistent: true, Timestamp: r.Timestamp}
+	if m.Body == nil {
+		m.Body = []byte{}
+	}
+	for _, h := range r.Headers {
+		switch h.Key {
+		case queueHeaderExchange:
+			m.Exchange = string(h.Value)
+		case queueHeaderProperties:
+			m.Properties = slices.Clone(h.Value)
+		}
+	}
+	return m
+}
+
+// append writes one encoded message; callers hold the queue's lock so that
+// offsets follow arrival order.
+func (s *queueStore) append(batch []byte) (int64, storage.Pending, error) {
+	res, p, err := s.log.AppendAsync(batch)
+	if err != nil {
+		return -1, storage.Pending{}, err
+	}
+	return res.BaseOffset, p, nil
+}
+
+// noteDelivered records that a stored message went out. Callers hold the
+// queue's lock.
+func (s *queueStore) noteDelivered(off int64) {
+	if off > s.delivered {
+		s.delivered = off
+		s.dirty = true
+	}
+}
+
+// settle marks a stored message settled. Callers hold the queue's lock.
+func (s *queueStore) settle(off int64) {
+	s.dirty = true
+	if off != s.low {
+		if off > s.low {
+			s.acked[off] = struct{}{}
+		}
+		return
+	}
+	s.low++
+	for {
+		if _, ok := s.acked[s.low]; !ok {
+			return
+		}
+		delete(s.acked, s.low)
+		s.low++
+	}
+}
+
+// ackSnapshot is the settlement state at one moment, to be written.
+type ackSnapshot struct {
+	data []byte
+	low  int64
+	seq  uint64
+}
+
+// snapshot returns the acks file's content and the settled low mark, or
+// false when nothing changed since the last one. Callers hold the queue's
+// lock.
+func (s *queueStore) snapshot() (ackSnapshot, bool) {
+	if !s.dirty {
+		return ackSnapshot{}, false
+	}
+	s.dirty = false
+	s.snaps++
+	offs := make([]int64, 0, len(s.acked))
+	for o := range s.acked {
+		offs = append(offs, o)
+	}
+	slices.Sort(offs)
+	b := []byte(acksMagic)
+	b = binary.BigEndian.AppendUint64(b, uint64(s.low))
+	b = binary.BigEndian.AppendUint64(b, uint64(s.delivered))
+	// Ranges of consecutive settled offsets: first, count.
+	var ranges [][2]int64
+	for _, o := range offs {
+		if n := len(ranges); n > 0 && ranges[n-1][0]+ranges[n-1][1] == o {
+			ranges[n-1][1]++
+			continue
+		}
+		ranges = append(ranges, [2]int64{o, 1})
+	}
+	b = binary.BigEndian.AppendUint32(b, uint32(len(ranges)))
+	for _, r := range ranges {
+		b = binary.BigEndian.AppendUint64(b, uint64(r[0]))
+		b = binary.BigEndian.AppendUint64(b, uint64(r[1]))
+	}
+	b = binary.BigEndian.AppendUint32(b, crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)))
+	return ackSnapshot{data: b, low: s.low, seq: s.snaps}, true
+}
+
+// write persists a snapshot: the low mark becomes the log start (deleting
+// whole settled segments) and the acks file is replaced.
+func (s *queueStore) write(snap ackSnapshot) error {
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	if snap.seq <= s.written {
+		return nil // a later snapshot is already on disk
+	}
+	s.written = snap.seq
+	data, low := snap.data, snap.low
+	if low > s.synced {
+		_, hw, _ := s.log.Offsets()
+		start, err := s.log.SetStartOffset(min(low, hw))
+		if err != nil && !errors.Is(err, storage.ErrClosed) {
+			return fmt.Errorf("moving the start of %s: %w", s.dir, err)
+		}
+		s.synced = start
+	}
+	if err := storage.WriteFileAtomic(s.fs, filepath.Join(s.dir, acksFile), data); err != nil {
+		return fmt.Errorf("writing the acknowledgements of %s: %w", s.dir, err)
+	}
+	return nil
+}
+
+func (s *queueStore) readAcks() error {
+	b, err := s.fs.ReadFile(filepath.Join(s.dir, acksFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	const fixed = len(acksMagic) + 8 + 8 + 4
+	if len(b) < fixed+4 || string(b[:len(acksMagic)]) != acksMagic {
+		return fmt.Errorf("bad acks file header")
+	}
+	body, sum := b[:len(b)-4], binary.BigEndian.Uint32(b[len(b)-4:])
+	if crc32.Checksum(body, crc32.MakeTable(crc32.Castagnoli)) != sum {
+		return fmt.Errorf("acks file checksum mismatch")
+	}
+	p := body[len(acksMagic):]
+	low := int64(binary.BigEndian.Uint64(p))
+	delivered := int64(binary.BigEndian.Uint64(p[8:]))
+	n := int(binary.BigEndian.Uint32(p[16:]))
+	p = p[20:]
+	if len(p) != n*16 {
+		return fmt.Errorf("acks file holds %d bytes of ranges, want %d", len(p), n*16)
+	}
+	acked := map[int64]struct{}{}
+	for i := range n {
+		first := int64(binary.BigEndian.Uint64(p[i*16:]))
+		count := int64(binary.BigEndian.Uint64(p[i*16+8:]))
+		if count < 0 || count > 1<<40 {
+			return fmt.Errorf("acks file range %d has count %d", i, count)
+		}
+		for o := first; o < first+count; o++ {
+			acked[o] = struct{}{}
+		}
+	}
+	s.low, s.delivered, s.acked = low, delivered, acked
+	return nil
+}
+
+// close closes the log; the caller flushed first.
+func (s *queueStore) close() error {
+	return s.log.Close()
+}
+
+// delete removes the queue's log and everything beside it.
+func (s *queueStore) delete() error {
+	return s.log.Delete()
+}

@@ -1,0 +1,68 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/wharfmq/wharf/internal/amqp"
+	"github.com/wharfmq/wharf/internal/auth"
+	"github.com/wharfmq/wharf/internal/broker"
+	"github.com/wharfmq/wharf/internal/buildinfo"
+	"github.com/wharfmq/wharf/internal/config"
+)
+
+// amqpListener is a running AMQP 0-9-1 server.
+type amqpListener struct {
+	srv  *amqp.Server
+	errs chan error
+	done chan struct{}
+}
+
+func startAMQP(cfg config.Config, b *broker.Broker, users *auth.Store, logger *slog.Logger) (*amqpListener, error) {
+	ln, err := net.Listen("tcp", cfg.AMQPListen)
+	if err != nil {
+		return nil, fmt.Errorf("amqp listener on %s: %w", cfg.AMQPListen, err)
+	}
+	heartbeat := cfg.AMQPHeartbeat
+	if heartbeat == 0 {
+		heartbeat = -1 // offer none
+	}
+	srv := amqp.NewServer(b, amqp.Options{
+		Users:           users,
+		Logger:          logger,
+		Version:         buildinfo.Get(buildinfo.DefaultVersion, buildinfo.DefaultCommit).Version,
+		MaxMessageBytes: cfg.AMQPMaxMessageBytes,
+		Heartbeat:       heartbeat,
+	})
+	l := &amqpListener{srv: srv, errs: make(chan error, 1), done: make(chan struct{})}
+	go func() {
+		defer close(l.done)
+		if err := srv.Serve(ln); err != nil {
+			l.errs <- err
+		}
+	}()
+	logger.Info("listening", "listener", "amqp", "addr", ln.Addr().String())
+	return l, nil
+}
+
+// errc is nil (never ready) for a nil listener.
+func (l *amqpListener) errc() <-chan error {
+	if l == nil {
+		return nil
+	}
+	return l.errs
+}
+
+// shutdown stops accepting and closes every connection with 320
+// CONNECTION_FORCED, waiting at most timeout for clients to answer.
+func (l *amqpListener) shutdown(timeout time.Duration, logger *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := l.srv.Shutdown(ctx); err != nil {
+		logger.Warn("amqp connections did not close in time; closed them", "err", err)
+	}
+	<-l.done
+}
