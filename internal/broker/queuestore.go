@@ -25,7 +25,10 @@ import (
 // deleted) and the set is written to the acks file, both at most once per
 // flush (every second while anything changed, and on close). A crash loses
 // the settlements since the last flush: those messages come back after a
-// restart, marked redelivered (at-least-once, as in RabbitMQ). A missing or
+// restart (at-least-once, as in RabbitMQ), marked redelivered if the
+// delivery mark written with the acks covered them. The acks state is
+// clamped to the log's end on open: acks may be written before the
+// messages they settle are fsynced, and a crash can take those back. A missing or
 // damaged acks file means every message from the start offset comes back.
 
 const (
@@ -50,6 +53,7 @@ type queueStore struct {
 	flushMu sync.Mutex // one write at a time
 	synced  int64      // low as last made the log start
 	written uint64     // the snapshot last written: an older one is not
+	gone    bool       // deleted: nothing more is written
 }
 
 // queueLogConfig adapts the topic log defaults to a queue: no retention
@@ -278,8 +282,8 @@ func (s *queueStore) snapshot() (ackSnapshot, bool) {
 func (s *queueStore) write(snap ackSnapshot) error {
 	s.flushMu.Lock()
 	defer s.flushMu.Unlock()
-	if snap.seq <= s.written {
-		return nil // a later snapshot is already on disk
+	if snap.seq <= s.written || s.gone {
+		return nil // a later snapshot is already on disk, or the queue is gone
 	}
 	s.written = snap.seq
 	data, low := snap.data, snap.low
@@ -343,5 +347,8 @@ func (s *queueStore) close() error {
 
 // delete removes the queue's log and everything beside it.
 func (s *queueStore) delete() error {
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	s.gone = true
 	return s.log.Delete()
 }
