@@ -10,6 +10,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/wharfmq/wharf/internal/amqp"
 	"github.com/wharfmq/wharf/internal/broker"
 	"github.com/wharfmq/wharf/internal/kafka"
 	"github.com/wharfmq/wharf/internal/storage"
@@ -73,6 +74,43 @@ func StartKfake(dir string) (Target, error) {
 	}
 	return Target{Name: "kfake", Addr: c.ListenAddrs()[0], Close: func() {
 		c.Close()
+		os.RemoveAll(data)
+	}}, nil
+}
+
+// StartEmbeddedWharfAMQP runs a Wharf broker with an AMQP listener in this
+// process, on a fresh data directory under dir, with the default
+// durability. Its Addr is an amqp:// URL.
+func StartEmbeddedWharfAMQP(dir string, logger *slog.Logger) (Target, error) {
+	data, err := os.MkdirTemp(dir, "wharf-bench-")
+	if err != nil {
+		return Target{}, err
+	}
+	b, err := broker.Open(broker.Options{DataDir: data, Logger: logger, LogDefaults: storage.DefaultLogConfig()})
+	if err != nil {
+		os.RemoveAll(data)
+		return Target{}, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Close()
+		os.RemoveAll(data)
+		return Target{}, err
+	}
+	srv := amqp.NewServer(b, amqp.Options{Logger: logger})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil {
+			logger.Error("embedded wharf", "err", err)
+		}
+	}()
+	return Target{Name: "wharf", Addr: "amqp://guest:guest@" + ln.Addr().String() + "/", Close: func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		<-done
+		b.Close()
 		os.RemoveAll(data)
 	}}, nil
 }

@@ -1,0 +1,41 @@
+// Package amqp is Wharf's AMQP 0-9-1 adapter: it serves RabbitMQ clients
+// on the core (internal/broker). It owns connections and channels: the
+// handshake (protocol header, connection.start/tune/open, PLAIN and
+// AMQPLAIN against internal/auth), heartbeats, frame and channel limits,
+// the mapping of every method to the core, and the per-channel delivery
+// state a client sees (delivery tags, unacknowledged deliveries, prefetch,
+// publisher confirms, transactions). Exchanges, queues, bindings, routing
+// and the messages themselves belong to the core; the codec to wire/.
+//
+// # Goroutines
+//
+// A connection has a reader (serve: it handles frames in order, one method
+// at a time), a writer (writeLoop: it sends the outbox, frames appended by
+// any goroutine under a short lock, many per system call) and a heartbeat
+// ticker. A channel in confirm mode has a confirmer that waits for
+// group-commit fsyncs. Queues deliver by calling a consumer's Deliver from
+// whatever goroutine made a message available (a publisher's reader, an
+// acking reader), with the queue's lock held.
+//
+// # Invariants
+//
+//   - Lock order: a queue's lock, then a channel's mu, then the outbox's.
+//     The reader never holds a channel's mu while it calls the core.
+//   - A consumer's deliveries never precede its basic.consume-ok: it is
+//     registered busy and started once consume-ok is in the outbox.
+//   - Delivery tags on a channel grow by one per delivery (basic.deliver
+//     and basic.get-ok), in the order the frames are written.
+//   - Publisher confirms go out in publish order; an ack for a message
+//     stored in a durable queue's log follows its fsync; basic.return for a
+//     mandatory unroutable message precedes its ack.
+//   - When a channel or connection ends, its consumers are cancelled first
+//     (so nothing more is delivered to it) and then every unacknowledged
+//     delivery, including those settled in an uncommitted transaction, goes
+//     back to its queue in order.
+//   - Soft errors (403, 404, 405, 406) close the channel with
+//     channel.close; hard errors (320, 501-505, 530, 540, 541) close the
+//     connection with connection.close; the reply text, in RabbitMQ's
+//     "CODE_NAME - what was wrong" form, always says what was wrong.
+//   - A refused login gets connection.close 403 when the client announced
+//     authentication_failure_close, and a closed socket otherwise.
+package amqp
