@@ -23,6 +23,7 @@ import (
 const (
 	childDirEnv   = "WHARF_SERVER_CHILD_DIR"
 	childKafkaEnv = "WHARF_SERVER_CHILD_KAFKA"
+	childAMQPEnv  = "WHARF_SERVER_CHILD_AMQP"
 )
 
 // childSegmentBytes is small so that segments roll during the crash test and
@@ -40,7 +41,7 @@ func TestServerChild(t *testing.T) {
 	cfg := config.Default()
 	cfg.DataDir = dir
 	cfg.KafkaListen = os.Getenv(childKafkaEnv)
-	cfg.AMQPListen, cfg.HTTPListen = "", ""
+	cfg.AMQPListen, cfg.HTTPListen = os.Getenv(childAMQPEnv), ""
 	cfg.Storage.SegmentBytes = childSegmentBytes
 	// cfg.Storage.Fsync keeps its default, always: an acks=all produce is
 	// answered only after the fsync that covers it.
@@ -110,13 +111,21 @@ func freeLoopbackAddr(t *testing.T) string {
 // when the test ends, if it is still running.
 func startServerChild(t *testing.T, dir, addr string) *serverChild {
 	t.Helper()
+	return startServerChildEnv(t, dir, addr, childKafkaEnv+"="+addr)
+}
+
+// startServerChildEnv starts a server on dir with the listeners env names
+// (childKafkaEnv=..., childAMQPEnv=...) and waits until addr accepts
+// connections.
+func startServerChildEnv(t *testing.T, dir, addr string, env ...string) *serverChild {
+	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := &serverChild{t: t, addr: addr, done: make(chan struct{})}
 	c.cmd = exec.Command(exe, "-test.run=^TestServerChild$", "-test.count=1")
-	c.cmd.Env = append(os.Environ(), childDirEnv+"="+dir, childKafkaEnv+"="+addr)
+	c.cmd.Env = append(append(os.Environ(), childDirEnv+"="+dir), env...)
 	c.cmd.Stdout, c.cmd.Stderr = &c.out, &c.out
 	if c.stdin, err = c.cmd.StdinPipe(); err != nil {
 		t.Fatal(err)
