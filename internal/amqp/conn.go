@@ -45,6 +45,8 @@ type conn struct {
 
 	out              outbox
 	throttled        atomic.Bool   // a consumer found the outbox busy
+	readerWaiting    atomic.Bool   // the reader waits for the outbox to drain
+	drained          chan struct{} // capacity 1: the writer tells the reader
 	reads            atomic.Uint64 // frames read, for heartbeats
 	missedHeartbeats atomic.Bool
 
@@ -65,6 +67,7 @@ func newConn(s *Server, nc net.Conn, id string) *conn {
 		channels:   map[uint16]*channel{},
 		quit:       make(chan struct{}),
 		writerDone: make(chan struct{}),
+		drained:    make(chan struct{}, 1),
 	}
 	c.out.wake = make(chan struct{}, 1)
 	c.fr = wire.NewFrameReader(bufio.NewReaderSize(nc, 64<<10), s.opts.FrameMax)
@@ -82,6 +85,9 @@ func (c *conn) serve() {
 	c.logger.Info("connection opened", "user", c.user, "vhost", c.vhost, "heartbeat", c.heartbeat, "frame_max", c.frameMax, "channel_max", c.channelMax)
 	go c.heartbeatLoop(c.heartbeat)
 	for {
+		if !c.waitOutbox() {
+			return
+		}
 		f, err := c.fr.ReadFrame()
 		if err != nil {
 			if _, ok := wire.ReplyCode(err); ok && !c.closing.Load() {

@@ -21,7 +21,14 @@ var errAuthRefused = errors.New("amqp: login refused")
 func (c *conn) handshake() error {
 	deadline := time.Now().Add(c.s.opts.HandshakeTimeout)
 	c.nc.SetDeadline(deadline)
-	defer c.nc.SetDeadline(time.Time{})
+	defer func() {
+		c.nc.SetDeadline(time.Time{})
+		if c.closing.Load() {
+			// Shutdown's connection.close crossed the handshake: keep
+			// its grace period for close-ok.
+			c.nc.SetReadDeadline(time.Now().Add(closeGrace))
+		}
+	}()
 	if err := c.fr.ReadProtocolHeader(); err != nil {
 		var he *wire.ProtocolHeaderError
 		if errors.As(err, &he) {
@@ -122,6 +129,14 @@ func (c *conn) handshakeMethod() (wire.Method, error) {
 			}
 			return nil, err
 		}
+		if c.closing.Load() {
+			// Shutdown sent connection.close: the handshake is over, only
+			// close-ok (or the client's own close) matters now.
+			if c.closingFrame(f) {
+				return nil, errConnClosed
+			}
+			continue
+		}
 		if f.Type == wire.FrameHeartbeat {
 			continue
 		}
@@ -131,6 +146,13 @@ func (c *conn) handshakeMethod() (wire.Method, error) {
 		m, err := wire.DecodeMethod(f.Payload)
 		if err != nil {
 			return nil, c.failHandshake(asCloseError(err))
+		}
+		if cl, ok := m.(*wire.ConnectionClose); ok {
+			// The client gives up (a refused tune, say): answer and end.
+			c.logger.Info("client closed the connection during the handshake", "code", cl.ReplyCode, "text", cl.ReplyText)
+			c.closing.Store(true)
+			c.sendMethod(0, &wire.ConnectionCloseOk{})
+			return nil, errPeerClosed
 		}
 		return m, nil
 	}

@@ -83,6 +83,28 @@ func (c *conn) busy() bool {
 	return false
 }
 
+// waitOutbox is the reader's backpressure: while more than outboxHigh
+// bytes wait to be sent, it reads nothing more, so a client that sends
+// requests without reading the answers is slowed by TCP instead of growing
+// the server's memory. It returns false if the connection ended meanwhile.
+func (c *conn) waitOutbox() bool {
+	for c.out.pending.Load() > outboxHigh {
+		c.readerWaiting.Store(true)
+		// Check again after announcing the wait: either the writer sees the
+		// flag, or this sees the drained outbox.
+		if c.out.pending.Load() <= outboxLow {
+			c.readerWaiting.Store(false)
+			return true
+		}
+		select {
+		case <-c.drained:
+		case <-c.writerDone:
+			return false
+		}
+	}
+	return true
+}
+
 // writeLoop writes the outbox until quit is closed and the outbox is empty,
 // or a write fails.
 func (c *conn) writeLoop() {
@@ -128,9 +150,17 @@ func (c *conn) writeLoop() {
 			c.nc.Close() // the reader sees it and tears down
 			return
 		}
-		if c.throttled.Load() && o.pending.Load() < outboxLow {
-			c.throttled.Store(false)
-			c.kickConsumers()
+		if o.pending.Load() < outboxLow {
+			if c.readerWaiting.CompareAndSwap(true, false) {
+				select {
+				case c.drained <- struct{}{}:
+				default:
+				}
+			}
+			if c.throttled.Load() {
+				c.throttled.Store(false)
+				c.kickConsumers()
+			}
 		}
 	}
 }

@@ -58,3 +58,27 @@ func BenchmarkAMQPEmbedded(b *testing.B) {
 	b.ReportMetric(res.MsgsPerSec, "msgs/s")
 	b.ReportMetric(res.P99Ms, "p99-ms")
 }
+
+// BenchmarkAMQPEmbeddedTransient measures 16-byte transient messages with
+// auto-ack and no confirms through an embedded Wharf.
+func BenchmarkAMQPEmbeddedTransient(b *testing.B) {
+	target, err := StartEmbeddedWharfAMQP(b.TempDir(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer target.Close()
+	b.SetBytes(16)
+	b.ResetTimer()
+	res, err := RunAMQP(context.Background(), target.Name, AMQPOptions{
+		URL: target.Addr, Queue: "bench", MessageSize: 16, Count: int64(b.N),
+		Producers: 1, Consumers: 1, Drain: time.Minute,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if res.Lost != 0 || res.Duplicates != 0 {
+		b.Fatalf("lost %d, duplicates %d", res.Lost, res.Duplicates)
+	}
+	b.ReportMetric(res.MsgsPerSec, "msgs/s")
+	b.ReportMetric(res.P99Ms, "p99-ms")
+}
