@@ -78,7 +78,10 @@ func (c *conn) sendMessage(channel uint16, m wire.Method, rawProps, body []byte)
 func (c *conn) busy() bool {
 	if c.out.pending.Load() > outboxHigh {
 		c.throttled.Store(true)
-		return true
+		// The writer may have drained the outbox between the load above
+		// and the store, and so not have seen the flag: it would never
+		// kick this consumer. Look again now that the flag is set.
+		return c.out.pending.Load() > outboxHigh
 	}
 	return false
 }

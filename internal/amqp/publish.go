@@ -15,6 +15,9 @@ func (ch *channel) publish(m *wire.BasicPublish, cmd *wire.Command) error {
 	if m.Immediate {
 		return newCloseError(wire.ReplyNotImplemented, "immediate=true")
 	}
+	if uid := cmd.Properties.UserID; uid != "" && uid != ch.c.user {
+		return newCloseError(wire.ReplyPreconditionFailed, "user_id property set to '%s' but authenticated user was '%s'", uid, ch.c.user)
+	}
 	props := cmd.RawProperties
 	keys := []string{m.RoutingKey}
 	headers := cmd.Properties.Headers
@@ -50,10 +53,22 @@ func (ch *channel) publish(m *wire.BasicPublish, cmd *wire.Command) error {
 		routeHeaders = toBrokerTable(headers)
 	}
 	if ch.tx != nil {
-		if _, ok := ch.c.b.LookupExchange(ch.c.vhost, m.Exchange); !ok {
+		x, ok := ch.c.b.LookupExchange(ch.c.vhost, m.Exchange)
+		if !ok {
 			return newCloseError(wire.ReplyNotFound, "no exchange '%s' in vhost '%s'", m.Exchange, ch.c.vhost)
 		}
-		ch.tx.publishes = append(ch.tx.publishes, txPublish{mandatory: m.Mandatory, keys: keys, headers: routeHeaders, msg: msg})
+		if x.Internal {
+			// Refused now, as RabbitMQ does: at tx.commit the publishes
+			// before it would already have been routed.
+			return newCloseError(wire.ReplyAccessRefused, "cannot publish to internal exchange '%s' in vhost '%s'", m.Exchange, ch.c.vhost)
+		}
+		// Routed now, as in RabbitMQ, and enqueued at commit: a later
+		// change to the exchanges cannot split the transaction.
+		refs, err := ch.c.b.Route(ch.c.vhost, m.Exchange, keys, routeHeaders)
+		if err != nil {
+			return err
+		}
+		ch.tx.publishes = append(ch.tx.publishes, txPublish{mandatory: m.Mandatory, refs: refs, msg: msg})
 		return nil
 	}
 	res, err := ch.route(m.Mandatory, keys, routeHeaders, msg)

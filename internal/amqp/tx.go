@@ -2,7 +2,6 @@ package amqp
 
 import (
 	"context"
-	"errors"
 
 	"github.com/wharfmq/wharf/internal/amqp/wire"
 	"github.com/wharfmq/wharf/internal/broker"
@@ -21,8 +20,7 @@ type txState struct {
 
 type txPublish struct {
 	mandatory bool
-	keys      []string
-	headers   broker.Table
+	refs      []broker.QueueRef // the queues it was routed to when published
 	msg       *broker.Message
 }
 
@@ -59,13 +57,15 @@ func (ch *channel) txCommit() error {
 	ch.tx = &txState{}
 	var durable []broker.PublishResult
 	for _, p := range t.publishes {
-		res, err := ch.route(p.mandatory, p.keys, p.headers, p.msg)
+		res, err := ch.c.b.Enqueue(p.refs, p.msg)
 		if err != nil {
-			var me *broker.ModelError
-			if errors.As(err, &me) {
+			return newCloseError(wire.ReplyInternalError, "tx.commit: %v", err)
+		}
+		if res.Routed == 0 && p.mandatory {
+			ret := &wire.BasicReturn{ReplyCode: wire.ReplyNoRoute, ReplyText: "NO_ROUTE", Exchange: p.msg.Exchange, RoutingKey: p.msg.RoutingKey}
+			if err := ch.c.sendMessage(ch.id, ret, p.msg.Properties, p.msg.Body); err != nil {
 				return err
 			}
-			return newCloseError(wire.ReplyInternalError, "tx.commit: %v", err)
 		}
 		if res.Durable() {
 			durable = append(durable, res)

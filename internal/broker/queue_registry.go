@@ -301,6 +301,34 @@ func (b *Broker) Publish(vhost, exchange string, keys []string, headers Table, m
 	if err != nil {
 		return PublishResult{}, err
 	}
+	return b.enqueueAll(sc, msg)
+}
+
+// Enqueue puts a message in queues already routed to (a transaction routes
+// when a message is published and enqueues it at commit). Queues deleted
+// meanwhile are skipped; Routed counts the others.
+func (b *Broker) Enqueue(refs []QueueRef, msg *Message) (PublishResult, error) {
+	sc, _ := b.publishPool.Get().(*publishScratch)
+	if sc == nil {
+		sc = &publishScratch{}
+	}
+	defer func() {
+		clear(sc.queues)
+		sc.refs, sc.queues, sc.batch = sc.refs[:0], sc.queues[:0], sc.batch[:0]
+		b.publishPool.Put(sc)
+	}()
+	b.amqp.mu.RLock()
+	for _, r := range refs {
+		if q, ok := b.queues.byID[r.ID]; ok {
+			sc.queues = append(sc.queues, q)
+		}
+	}
+	b.amqp.mu.RUnlock()
+	return b.enqueueAll(sc, msg)
+}
+
+// enqueueAll enqueues msg in sc.queues, storing it once encoded.
+func (b *Broker) enqueueAll(sc *publishScratch, msg *Message) (PublishResult, error) {
 	res := PublishResult{Routed: len(sc.queues)}
 	for _, q := range sc.queues {
 		if q.store != nil && msg.Persistent && len(sc.batch) == 0 {
