@@ -196,6 +196,16 @@ func (ch *channel) queueName(name string) (string, error) {
 	return ch.lastQueue, nil
 }
 
+// queue resolves a queue named by a method ("" is the last declared) to
+// its delivery state, checking exclusive access.
+func (ch *channel) queue(name string) (*broker.Queue, error) {
+	name, err := ch.queueName(name)
+	if err != nil {
+		return nil, err
+	}
+	return ch.c.b.Queue(ch.c.vhost, ch.c.id, name)
+}
+
 // teardown ends the channel's work: consumers are cancelled, pending
 // publishes of a transaction dropped, and unacknowledged messages go back
 // to their queues in order. It is safe to call more than once.

@@ -117,11 +117,7 @@ func (ch *channel) cancel(m *wire.BasicCancel) error {
 
 // get is basic.get: get-ok with the next message, or get-empty.
 func (ch *channel) get(m *wire.BasicGet) error {
-	name, err := ch.queueName(m.Queue)
-	if err != nil {
-		return err
-	}
-	q, err := ch.c.b.Queue(ch.c.vhost, ch.c.id, name)
+	q, err := ch.queue(m.Queue)
 	if err != nil {
 		return err
 	}

@@ -105,11 +105,7 @@ func (ch *channel) queueUnbind(m *wire.QueueUnbind) error {
 }
 
 func (ch *channel) queuePurge(m *wire.QueuePurge) error {
-	name, err := ch.queueName(m.Queue)
-	if err != nil {
-		return err
-	}
-	q, err := ch.c.b.Queue(ch.c.vhost, ch.c.id, name)
+	q, err := ch.queue(m.Queue)
 	if err != nil {
 		return err
 	}

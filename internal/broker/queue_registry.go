@@ -259,6 +259,19 @@ func (r *PublishResult) Wait(ctx context.Context) error {
 	return nil
 }
 
+func (b *Broker) getPublishScratch() *publishScratch {
+	if sc, ok := b.publishPool.Get().(*publishScratch); ok {
+		return sc
+	}
+	return &publishScratch{}
+}
+
+func (b *Broker) putPublishScratch(sc *publishScratch) {
+	clear(sc.queues)
+	sc.refs, sc.queues, sc.batch = sc.refs[:0], sc.queues[:0], sc.batch[:0]
+	b.publishPool.Put(sc)
+}
+
 // publishScratch is reused across publishes to avoid allocating.
 type publishScratch struct {
 	refs   []QueueRef
@@ -274,15 +287,8 @@ type publishScratch struct {
 // routing (ErrNotFound, ErrAccessRefused for an internal exchange) or of
 // storage (the message may then be in some queues and not others).
 func (b *Broker) Publish(vhost, exchange string, keys []string, headers Table, msg *Message) (PublishResult, error) {
-	sc, _ := b.publishPool.Get().(*publishScratch)
-	if sc == nil {
-		sc = &publishScratch{}
-	}
-	defer func() {
-		clear(sc.queues)
-		sc.refs, sc.queues, sc.batch = sc.refs[:0], sc.queues[:0], sc.batch[:0]
-		b.publishPool.Put(sc)
-	}()
+	sc := b.getPublishScratch()
+	defer b.putPublishScratch(sc)
 	rsc, _ := b.amqp.scratch.Get().(*routeScratch)
 	if rsc == nil {
 		rsc = &routeScratch{}
@@ -308,15 +314,8 @@ func (b *Broker) Publish(vhost, exchange string, keys []string, headers Table, m
 // when a message is published and enqueues it at commit). Queues deleted
 // meanwhile are skipped; Routed counts the others.
 func (b *Broker) Enqueue(refs []QueueRef, msg *Message) (PublishResult, error) {
-	sc, _ := b.publishPool.Get().(*publishScratch)
-	if sc == nil {
-		sc = &publishScratch{}
-	}
-	defer func() {
-		clear(sc.queues)
-		sc.refs, sc.queues, sc.batch = sc.refs[:0], sc.queues[:0], sc.batch[:0]
-		b.publishPool.Put(sc)
-	}()
+	sc := b.getPublishScratch()
+	defer b.putPublishScratch(sc)
 	b.amqp.mu.RLock()
 	for _, r := range refs {
 		if q, ok := b.queues.byID[r.ID]; ok {

@@ -62,13 +62,7 @@ func AppendContent(b []byte, channel uint16, props *Properties, body []byte, fra
 	if err != nil {
 		return b[:start], err
 	}
-	chunk := int(normFrameMax(frameMax) - frameOverhead)
-	for len(body) > 0 {
-		n := min(chunk, len(body))
-		b = AppendFrame(b, Frame{Type: FrameBody, Channel: channel, Payload: body[:n]})
-		body = body[n:]
-	}
-	return b, nil
+	return appendBody(b, channel, body, frameMax), nil
 }
 
 // AppendMessage appends a content-carrying method (basic.deliver,
@@ -113,13 +107,19 @@ func AppendMessageRaw(b []byte, channel uint16, m Method, rawProps, body []byte,
 	if err != nil {
 		return b[:start], err
 	}
+	return appendBody(b, channel, body, frameMax), nil
+}
+
+// appendBody appends body in body frames of at most frameMax-8 payload
+// bytes (none for an empty body).
+func appendBody(b []byte, channel uint16, body []byte, frameMax uint32) []byte {
 	chunk := int(normFrameMax(frameMax) - frameOverhead)
 	for len(body) > 0 {
 		n := min(chunk, len(body))
 		b = AppendFrame(b, Frame{Type: FrameBody, Channel: channel, Payload: body[:n]})
 		body = body[n:]
 	}
-	return b, nil
+	return b
 }
 
 // maxRetainedWriteBuffer is the largest buffer a FrameWriter keeps between
