@@ -1249,3 +1249,50 @@ func TestPublishUserIDMustMatch(t *testing.T) {
 		t.Fatal("the refused message was enqueued")
 	}
 }
+
+// TestConsumerPriorities: messages go to the highest-priority consumer
+// (x-priority) that can take them; a lower one gets them only when the
+// higher ones are at their prefetch limit or gone.
+func TestConsumerPriorities(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, Options{})
+	_, ch := ts.channel(t)
+	q := itDeclare(t, ch, "prio-q")
+	if err := ch.Qos(3, 0, false); err != nil {
+		t.Fatal(err)
+	}
+	high, err := ch.Consume(q.Name, "high", false, false, false, false, amqp091.Table{"x-priority": int32(10)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	low, err := ch.Consume(q.Name, "low", false, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		itPub(t, ch, "", q.Name, fmt.Sprintf("m%d", i))
+	}
+	// high takes 3 (its prefetch), then low the other 2.
+	itSame(t, "high", itBodies(itRecvN(t, high, 3)), []string{"m0", "m1", "m2"})
+	itSame(t, "low", itBodies(itRecvN(t, low, 2)), []string{"m3", "m4"})
+	if err := ch.Ack(0, true); err != nil {
+		t.Fatal(err)
+	}
+	// With credit back everywhere, high gets the next ones.
+	for i := 5; i < 8; i++ {
+		itPub(t, ch, "", q.Name, fmt.Sprintf("m%d", i))
+	}
+	itSame(t, "high again", itBodies(itRecvN(t, high, 3)), []string{"m5", "m6", "m7"})
+	select {
+	case d := <-low:
+		t.Fatalf("low got %q while high had credit", d.Body)
+	default:
+	}
+	// A non-integer priority is refused.
+	ch2, err := ts.dial(t).Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = ch2.Consume(q.Name, "bad", false, false, false, false, amqp091.Table{"x-priority": "high"})
+	itWantErrorPrefix(t, err, 406, "PRECONDITION_FAILED - invalid arg 'x-priority'")
+}
