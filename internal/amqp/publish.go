@@ -197,9 +197,11 @@ func (ch *channel) takeDeliveries(tag uint64, multiple bool) ([]unackedEntry, er
 }
 
 // afterSettle lets queues waiting on the channel's shared prefetch deliver
-// again: a settlement in one queue frees credit for the others.
+// again: a settlement in one queue frees credit for the others. (A
+// consumer's own prefetch needs no kick: its queue dispatches as it
+// settles.)
 func (ch *channel) afterSettle() {
-	if ch.shared.Used() > 0 || ch.prefetch > 0 {
+	if ch.shared.Limit() > 0 {
 		ch.kickQueues()
 	}
 }

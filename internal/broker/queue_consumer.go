@@ -77,6 +77,14 @@ func NewCredit(limit int) *Credit {
 // SetLimit changes the window; deliveries already out stay out.
 func (c *Credit) SetLimit(limit int) { c.limit.Store(int64(limit)) }
 
+// Limit returns the window (0: unlimited).
+func (c *Credit) Limit() int64 {
+	if c == nil {
+		return 0
+	}
+	return c.limit.Load()
+}
+
 // Used returns the deliveries out and unsettled.
 func (c *Credit) Used() int64 {
 	if c == nil {

@@ -8,7 +8,8 @@ Usage: pika_check.py URL [RUN_ID [CHECK...]]
   RUN_ID  carried by every queue and exchange name, so that reruns against a
           broker that keeps running do not meet each other's leftovers
           (default: seconds since the epoch and the process id)
-  CHECK   one or more of the checks below (default: all of them)
+  CHECK   one or more of the checks below (default: all of them but the
+          two restart ones, which run only when named)
 
   confirm        With publisher confirms, N persistent messages with
                  properties go to a durable queue, each one confirmed, and the
@@ -37,7 +38,19 @@ Usage: pika_check.py URL [RUN_ID [CHECK...]]
                  missing exchange; the connection stays open and a new channel
                  works.
 
-Every check deletes the queues and exchanges it declared. Exits 0 on
+  restart-publish  Half of a check across a broker restart: with publisher
+                 confirms, 50 persistent messages with distinct bodies and,
+                 interleaved with them, 10 transient ones (delivery_mode 1)
+                 go to the durable queue compat-pika-restart-RUN_ID, each one
+                 confirmed; the queue counts 60. The queue is left in place.
+  restart-verify The other half, once the broker has restarted: a passive
+                 declare of that queue counts exactly 50 messages; a consumer
+                 with manual acks gets the 50 persistent bodies in publish
+                 order, exactly once, persistent, and none of the transient
+                 ones, and acks them; the queue then counts 0 and is deleted.
+
+Every check deletes the queues and exchanges it declared, except that
+restart-publish leaves its queue (when it passes) for restart-verify. Exits 0 on
 success; on failure prints "FAIL: <reason>" and exits 1. Waits for
 deliveries are bounded; a broker that never answers a request is left to
 the caller's time limit, and the last line printed says what was being done.
@@ -80,6 +93,7 @@ class Resources:
     """Names a check declares, deleted again when the check ends."""
 
     def __init__(self, run_id, check):
+        self.run_id = run_id
         self.prefix = "compat-pika-%s-%s" % (check, run_id)
         self.queues = []
         self.exchanges = []
@@ -518,6 +532,123 @@ def check_channel_error(conn, res):
     ch.close()
 
 
+# The restart checks: restart-publish before the broker restarts,
+# restart-verify after. Persistent messages are numbered 0..RESTART_N-1; a
+# transient one follows every RESTART_N/RESTART_TRANSIENT-th of them.
+RESTART_N = 50
+RESTART_TRANSIENT = 10
+
+
+def restart_queue(res):
+    """The queue both restart checks use; not derived from the check name,
+    as res.queue would, since the two checks share it."""
+    return "compat-pika-restart-%s" % res.run_id
+
+
+def restart_body(i):
+    return ("persistent %02d \u00e9" % i).encode()
+
+
+def restart_transient_body(j):
+    return ("transient %02d" % j).encode()
+
+
+def check_restart_publish(conn, res):
+    q = restart_queue(res)
+    # Deleted if this check fails; left for restart-verify if it passes.
+    res.queues.append(q)
+    ch = conn.channel()
+    log("queue.declare %s (durable)" % q)
+    ok = ch.queue_declare(q, durable=True)
+    expect(ok.method.message_count == 0,
+           "new queue %s counts %d messages" % (q, ok.method.message_count))
+    log("confirm.select")
+    enable_confirms(conn, ch)
+
+    every = RESTART_N // RESTART_TRANSIENT
+    transient = 0
+    for i in range(RESTART_N):
+        confirmed_publish(ch, "", q, restart_body(i), mandatory=True,
+                          properties=pika.BasicProperties(
+                              delivery_mode=2, message_id="persistent-%d" % i))
+        if (i + 1) % every == 0:
+            confirmed_publish(ch, "", q, restart_transient_body(transient), mandatory=True,
+                              properties=pika.BasicProperties(
+                                  delivery_mode=1, message_id="transient-%d" % transient))
+            transient += 1
+    log("published %d persistent and %d transient messages, interleaved, "
+        "each one confirmed" % (RESTART_N, transient))
+
+    count, _ = passive_counts(ch, q)
+    expect(count == RESTART_N + transient,
+           "after %d confirmed publishes the queue counts %d messages"
+           % (RESTART_N + transient, count))
+    log("queue.declare passive: %d messages; the queue stays for restart-verify" % count)
+    ch.close()
+    res.queues.remove(q)
+
+
+def check_restart_verify(conn, res):
+    q = restart_queue(res)
+    ch = conn.channel()
+    log("queue.declare passive %s" % q)
+    try:
+        count, consumers = passive_counts(ch, q)
+    except ChannelClosedByBroker as e:
+        fail("after the restart, a passive declare of the durable queue %s failed: "
+             "%d %s (the queue did not survive the restart)" % (q, e.reply_code, e.reply_text))
+    res.queues.append(q)  # from here on, deleted when the check ends
+    transient = {restart_transient_body(j) for j in range(RESTART_TRANSIENT)}
+    expect(count == RESTART_N,
+           "after the restart the queue counts %d messages, want %d: the %d persistent "
+           "ones and none of the %d transient ones" % (count, RESTART_N, RESTART_N, RESTART_TRANSIENT))
+    expect(consumers == 0, "after the restart the queue counts %d consumers" % consumers)
+    log("queue.declare passive: %d messages, 0 consumers" % count)
+
+    ch.basic_qos(prefetch_count=PREFETCH)
+    log("basic.qos prefetch_count=%d, basic.consume with manual ack" % PREFETCH)
+    got = 0
+    redelivered = 0
+    for method, properties, b in ch.consume(q, auto_ack=False, inactivity_timeout=TIMEOUT):
+        if method is None:
+            fail("no delivery within %.0fs after %d of %d messages" % (TIMEOUT, got, RESTART_N))
+        expect(b not in transient,
+               "delivery %d: %r is a transient message (delivery_mode 1); it must not "
+               "survive a restart" % (got, b))
+        expect(b == restart_body(got),
+               "delivery %d: body %r, want %r (out of order, lost or delivered twice)"
+               % (got, b, restart_body(got)))
+        expect(properties.delivery_mode == 2,
+               "delivery %d: delivery_mode %r, want 2 (persistent)" % (got, properties.delivery_mode))
+        expect(properties.message_id == "persistent-%d" % got,
+               "delivery %d: message_id %r, want %r"
+               % (got, properties.message_id, "persistent-%d" % got))
+        if method.redelivered:
+            redelivered += 1
+        got += 1
+        if got % PREFETCH == 0 or got == RESTART_N:
+            ch.basic_ack(method.delivery_tag, multiple=True)
+        if got == RESTART_N:
+            break
+    log("consumed the %d persistent messages in publish order and acked them "
+        "(%d flagged redelivered)" % (got, redelivered))
+
+    conn.process_data_events(time_limit=QUIET)
+    extra = ch.get_waiting_message_count()
+    expect(extra == 0, "%d more messages arrived after the %d persistent ones" % (extra, RESTART_N))
+    requeued = ch.cancel()
+    expect(requeued == 0, "basic.cancel left %d unconsumed deliveries" % requeued)
+    count, _ = passive_counts(ch, q)
+    expect(count == 0, "after acking all messages the queue counts %d" % count)
+    log("queue.declare passive: 0 messages")
+    ok = ch.queue_delete(q)
+    res.queues.remove(q)
+    expect(ok.method.message_count == 0,
+           "queue.delete-ok counts %d messages, want 0" % ok.method.message_count)
+    log("queue.delete %s: 0 messages" % q)
+    ch.close()
+
+
 CHECKS = {
     "confirm": check_confirm,
     "topic": check_topic,
@@ -525,7 +656,12 @@ CHECKS = {
     "mandatory": check_mandatory,
     "requeue": check_requeue,
     "channel-error": check_channel_error,
+    "restart-publish": check_restart_publish,
+    "restart-verify": check_restart_verify,
 }
+# Run when no check is named: all but the restart ones, which need the
+# broker to restart between them.
+DEFAULT_CHECKS = [c for c in CHECKS if not c.startswith("restart-")]
 
 
 def run(url, run_id, name):
@@ -562,7 +698,7 @@ def main():
             ap.error("unknown check %r; known: %s" % (c, " ".join(CHECKS)))
     log("pika %s, broker %s, run id %s" % (pika.__version__, redact(args.url), args.run_id))
     try:
-        for name in args.checks or list(CHECKS):
+        for name in args.checks or DEFAULT_CHECKS:
             run(args.url, args.run_id, name)
     except CheckFailed as e:
         log("FAIL: %s" % e)
