@@ -19,13 +19,23 @@
 # and a final line "N passed, N failed" (", N skipped" follows when checks
 # were skipped). Exits 1 if any check failed.
 #
+# Then the checks across a broker restart: pika-restart-publish and
+# amqp-tools-restart-publish leave persistent and transient messages in
+# durable queues (pika_check.py restart-publish, amqp_tools_check.sh ...
+# restart-publish); wharf-restart stops wharf with SIGTERM, wants exit status
+# 0 and starts it again on the same data directory and the same Kafka and
+# AMQP addresses (the ones it logged the first time; a port taken meanwhile
+# fails the check); pika-restart-verify and amqp-tools-restart-verify then
+# want exactly the persistent messages back, in order. They need a wharf
+# that this script started, so they are skipped with COMPAT_AMQP_URL or
+# COMPAT_BOOTSTRAP.
+#
 # A client that is not installed is skipped, except when CI=true: then it is
 # a failure, so that CI runs every check. On Debian the clients are the
 # packages kcat, python3-confluent-kafka, python3-kafka, python3-pika and
 # amqp-tools; the Python modules are looked for in /usr/bin/python3 (which
 # sees Debian's packages) before python3 on PATH. PYTHON=... names another
-# interpreter. The AMQP checks are also skipped, CI or not, while wharf
-# logs that its AMQP listener is "not available yet".
+# interpreter.
 #
 # Environment: COMPAT_BOOTSTRAP=HOST:PORT runs the Kafka checks against a
 # broker that is already running instead of building and starting wharf;
@@ -36,7 +46,8 @@
 # topic names carry a run id, so runs against one broker do not clash.
 # CHECK_TIMEOUT (seconds per check, default 120),
 # WHARF_LOG_LEVEL for the server (default debug), KEEP_TMP=1 keeps the
-# temporary directory (data and server log) and prints where it is.
+# temporary directory (data and server log, to which the restarted wharf
+# appends) and prints where it is.
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
@@ -90,7 +101,41 @@ redact_url() {
 	printf '%s\n' "$1" | sed 's#^\([a-z]*://[^:/@]*:\)[^@/]*@#\1***@#'
 }
 
+# start_wharf KAFKA_LISTEN AMQP_LISTEN starts wharf in the background on the
+# data directory $tmp/data, its output appended to $tmp/wharf.log (a restart
+# adds to the same log); pid is its process id.
+log_from=1 # the first line of the log written by the current wharf
+start_wharf() {
+	log_from=1
+	if [ -f "$tmp/wharf.log" ]; then log_from=$(($(wc -l <"$tmp/wharf.log") + 1)); fi
+	"$tmp/wharf" serve \
+		--data-dir "$tmp/data" \
+		--kafka-listen "$1" \
+		--auto-create-topics=true \
+		--amqp-listen "$2" \
+		--http-listen "" \
+		--log-level "${WHARF_LOG_LEVEL:-debug}" \
+		>>"$tmp/wharf.log" 2>&1 &
+	pid=$!
+}
+
+# wharf_log prints what the current wharf has logged.
+wharf_log() {
+	tail -n "+$log_from" "$tmp/wharf.log"
+}
+
+# listening_addr LISTENER prints the address that the current wharf logged
+# "listening" on for LISTENER (kafka or amqp), once it accepts connections.
+listening_addr() {
+	local addr
+	addr="$(wharf_log | sed -n "/msg=listening .*listener=$1 /s/.* addr=\([^ ]*\).*/\1/p" | head -n 1)"
+	if [ -n "$addr" ] && (exec 3<>"/dev/tcp/${addr%:*}/${addr##*:}") 2>/dev/null; then
+		printf '%s\n' "$addr"
+	fi
+}
+
 bootstrap=""
+amqp_addr="" # the address of wharf's AMQP listener, once it serves one
 # amqp_url is the broker for the AMQP checks; when it stays empty,
 # amqp_skip or amqp_fail says why (the checks are skipped or fail).
 amqp_url=""
@@ -117,46 +162,29 @@ else
 	# another broker.
 	amqp_listen="127.0.0.1:0"
 	if [ -n "$amqp_url" ]; then amqp_listen=""; fi
-	"$tmp/wharf" serve \
-		--data-dir "$tmp/data" \
-		--kafka-listen 127.0.0.1:0 \
-		--auto-create-topics=true \
-		--amqp-listen "$amqp_listen" \
-		--http-listen "" \
-		--log-level "${WHARF_LOG_LEVEL:-debug}" \
-		>"$tmp/wharf.log" 2>&1 &
-	pid=$!
+	start_wharf 127.0.0.1:0 "$amqp_listen"
 
 	bootstrap=""
 	for _ in $(seq 150); do
 		kill -0 "$pid" 2>/dev/null || die "wharf exited during startup"
-		addr="$(sed -n 's/.*listener=kafka addr=\([^ ]*\).*/\1/p' "$tmp/wharf.log" | head -n 1)"
-		if [ -n "$addr" ] && (exec 3<>"/dev/tcp/${addr%:*}/${addr##*:}") 2>/dev/null; then
-			bootstrap="$addr"
-			break
-		fi
+		bootstrap="$(listening_addr kafka)"
+		if [ -n "$bootstrap" ]; then break; fi
 		sleep 0.1
 	done
 	[ -n "$bootstrap" ] || die "the Kafka listener did not accept connections within 15s"
 	echo "compat: wharf is serving Kafka on $bootstrap"
 
-	# The AMQP listener logs "listening" with listener=amqp and its address,
-	# or, while its adapter does not exist, "listener not available yet".
+	# The AMQP listener logs "listening" with listener=amqp and its address.
 	if [ -n "$amqp_listen" ]; then
 		amqp_fail="wharf did not report an AMQP listener accepting connections within 15s"
 		for _ in $(seq 150); do
 			kill -0 "$pid" 2>/dev/null || die "wharf exited during startup"
-			addr="$(sed -n '/msg=listening .*listener=amqp /s/.* addr=\([^ ]*\).*/\1/p' "$tmp/wharf.log" | head -n 1)"
-			if [ -n "$addr" ] && (exec 3<>"/dev/tcp/${addr%:*}/${addr##*:}") 2>/dev/null; then
+			amqp_addr="$(listening_addr amqp)"
+			if [ -n "$amqp_addr" ]; then
 				# guest/guest: the default user, allowed from loopback only.
-				amqp_url="amqp://guest:guest@$addr/"
+				amqp_url="amqp://guest:guest@$amqp_addr/"
 				amqp_fail=""
-				echo "compat: wharf is serving AMQP on $addr"
-				break
-			fi
-			if grep -q 'msg="listener not available yet" listener=amqp' "$tmp/wharf.log"; then
-				amqp_skip="wharf has no AMQP listener yet: it logged \"listener not available yet\""
-				amqp_fail=""
+				echo "compat: wharf is serving AMQP on $amqp_addr"
 				break
 			fi
 			sleep 0.1
@@ -374,6 +402,133 @@ for c in confirm topic headers mandatory requeue channel-error; do
 done
 run_amqp_check amqp-tools "$missing_amqp_tools" \
 	limit bash tests/compat/amqp_tools_check.sh "$amqp_url" "$run_id"
+
+# ---------------------------------------------------------------- restart
+
+# check_wharf_restart stops wharf with SIGTERM and wants it to exit with
+# status 0, then starts it again on the same data directory and the same
+# Kafka and AMQP addresses (the ones logged by the first start, whose
+# configured port was 0), and waits for both listeners to accept connections.
+# wharf is started again even when the old one exited badly, so that the
+# checks after the restart still run. When the new one does not serve AMQP,
+# amqp_fail makes the AMQP checks that follow fail.
+check_wharf_restart() {
+	local status=0 ok=true waited=0
+	echo "sending SIGTERM to wharf (pid $pid)"
+	kill -TERM "$pid"
+	while kill -0 "$pid" 2>/dev/null; do
+		if [ "$waited" -ge 300 ]; then
+			echo "wharf did not exit within 30s of SIGTERM; killing it"
+			kill -KILL "$pid" 2>/dev/null || true
+			ok=false
+			break
+		fi
+		sleep 0.1
+		waited=$((waited + 1))
+	done
+	wait "$pid" || status=$?
+	pid=""
+	if [ "$status" -ne 0 ]; then
+		echo "wharf exited with status $status after SIGTERM, want 0; its last lines:"
+		wharf_log | tail -n 20
+		ok=false
+	else
+		echo "wharf exited with status 0 after SIGTERM"
+	fi
+
+	# The same AMQP address as before; or, when the first wharf served none,
+	# the same setting as then.
+	local amqp_listen_again="${amqp_addr:-$amqp_listen}"
+	echo "starting wharf again on $tmp/data with Kafka on $bootstrap and AMQP on ${amqp_listen_again:-(none)}"
+	if [ -n "$amqp_addr" ]; then
+		amqp_fail="wharf did not serve AMQP again after the restart (see wharf-restart)"
+	fi
+	start_wharf "$bootstrap" "$amqp_listen_again"
+	local listener want addr
+	for listener in kafka amqp; do
+		want="$bootstrap"
+		if [ "$listener" = amqp ]; then want="$amqp_addr"; fi
+		[ -n "$want" ] || continue
+		addr=""
+		for _ in $(seq 150); do
+			if ! kill -0 "$pid" 2>/dev/null; then
+				status=0
+				wait "$pid" || status=$?
+				pid=""
+				if wharf_log | grep -q 'address already in use'; then
+					echo "the restarted wharf could not listen on the address it used before" \
+						"(the port was taken by another process meanwhile); it exited with status $status:"
+					wharf_log | grep 'address already in use'
+				else
+					echo "the restarted wharf exited with status $status during startup; its last lines:"
+					wharf_log | tail -n 20
+				fi
+				return 1
+			fi
+			addr="$(listening_addr "$listener")"
+			if [ -n "$addr" ]; then break; fi
+			sleep 0.1
+		done
+		if [ -z "$addr" ]; then
+			echo "the restarted wharf's $listener listener did not accept connections on $want within 15s"
+			return 1
+		fi
+		if [ "$addr" != "$want" ]; then
+			echo "the restarted wharf serves $listener on $addr, want $want as before"
+			return 1
+		fi
+		echo "wharf serves $listener on $addr again"
+	done
+	amqp_fail=""
+	$ok
+}
+
+# after_pass STATUS NAME CMD... runs CMD when STATUS is true, that is when
+# check NAME (which published what CMD verifies) passed.
+after_pass() {
+	if ! $1; then
+		echo "$2 did not pass: nothing to verify"
+		return 1
+	fi
+	shift 2
+	"$@"
+}
+
+# The checks across a restart need a wharf that this script started and can
+# restart, also for AMQP.
+restart_checks="pika-restart-publish amqp-tools-restart-publish wharf-restart pika-restart-verify amqp-tools-restart-verify"
+restart_skip=""
+if [ -n "${COMPAT_AMQP_URL:-}" ]; then
+	restart_skip="the AMQP broker is the one at COMPAT_AMQP_URL, which this script cannot restart"
+elif [ -n "${COMPAT_BOOTSTRAP:-}" ]; then
+	restart_skip="wharf is not started with COMPAT_BOOTSTRAP"
+fi
+if [ -n "$restart_skip" ]; then
+	for c in $restart_checks; do
+		echo "SKIP $c ($restart_skip)"
+		skipped=$((skipped + 1))
+	done
+else
+	before=$passed
+	run_amqp_check pika-restart-publish "$missing_pika" \
+		limit "$py_pika" tests/compat/pika_check.py "$amqp_url" "$run_id" restart-publish
+	pika_published=false
+	if [ "$passed" -gt "$before" ]; then pika_published=true; fi
+	before=$passed
+	run_amqp_check amqp-tools-restart-publish "$missing_amqp_tools" \
+		limit bash tests/compat/amqp_tools_check.sh "$amqp_url" "$run_id" restart-publish
+	tools_published=false
+	if [ "$passed" -gt "$before" ]; then tools_published=true; fi
+
+	run_check wharf-restart "" check_wharf_restart
+
+	run_amqp_check pika-restart-verify "$missing_pika" \
+		after_pass "$pika_published" pika-restart-publish \
+		limit "$py_pika" tests/compat/pika_check.py "$amqp_url" "$run_id" restart-verify
+	run_amqp_check amqp-tools-restart-verify "$missing_amqp_tools" \
+		after_pass "$tools_published" amqp-tools-restart-publish \
+		limit bash tests/compat/amqp_tools_check.sh "$amqp_url" "$run_id" restart-verify
+fi
 
 if [ "$failed" -gt 0 ] && [ -f "$tmp/wharf.log" ]; then
 	# Why the server closed connections (unsupported keys, versions) and
