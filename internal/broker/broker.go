@@ -34,6 +34,10 @@ type Options struct {
 	RetentionCheckInterval time.Duration
 	// Groups configures consumer groups and committed offsets.
 	Groups GroupOptions
+	// QueueMemoryBytes is how many bytes of ready persistent messages a
+	// durable queue keeps in memory; beyond it, messages stay in the
+	// queue's log until delivered. Zero means 64 MiB, negative no limit.
+	QueueMemoryBytes int64
 }
 
 // Broker is the protocol-neutral core: it owns the metadata state machine
@@ -96,6 +100,9 @@ func Open(opts Options) (*Broker, error) {
 	}
 	if opts.RetentionCheckInterval <= 0 {
 		opts.RetentionCheckInterval = 5 * time.Minute
+	}
+	if opts.QueueMemoryBytes == 0 {
+		opts.QueueMemoryBytes = 64 << 20
 	}
 	if opts.LogDefaults == (storage.LogConfig{}) {
 		opts.LogDefaults = storage.DefaultLogConfig()

@@ -28,11 +28,15 @@ type Message struct {
 
 // queued is a message's place in one queue.
 type queued struct {
-	msg         *Message
-	seq         uint64 // order of arrival in the queue
-	offset      int64  // offset in the queue's log, or -1 when not stored
+	msg         *Message // nil while paged out: read back from the log when delivered
+	seq         uint64   // order of arrival in the queue
+	offset      int64    // offset in the queue's log, or -1 when not stored
 	redelivered bool
+	popped      bool // has left the ready list (delivered or purged)
 }
+
+// size is what a message's body and properties take in memory.
+func (m *Message) size() int64 { return int64(len(m.Body) + len(m.Properties)) }
 
 // Queue is the delivery state of one queue: the messages ready to go, in
 // order, the count of those delivered and not yet settled, and the
@@ -61,16 +65,59 @@ type Queue struct {
 	hadConsumer bool // for auto-delete: only a queue that had one is deleted when the last goes
 	closed      bool
 	store       *queueStore // nil for a transient queue
+
+	// Paging: a durable queue keeps at most memLimit bytes of ready
+	// persistent messages in memory; beyond it, a message's body is
+	// dropped once its log append is durable and read back from the log
+	// when it is delivered. resident counts the bytes of ready messages
+	// held in memory; toPage lists stored messages that arrived over the
+	// limit and may be paged out once durable.
+	memLimit int64
+	resident int64
+	toPage   []*queued
 }
 
-func newQueue(info QueueInfo, store *queueStore, recovered []*queued) *Queue {
-	q := &Queue{Vhost: info.Vhost, Name: info.Name, ID: info.ID, Durable: info.Durable, AutoDelete: info.AutoDelete, store: store}
+func newQueue(info QueueInfo, store *queueStore, recovered []*queued, memLimit int64) *Queue {
+	q := &Queue{Vhost: info.Vhost, Name: info.Name, ID: info.ID, Durable: info.Durable, AutoDelete: info.AutoDelete, store: store, memLimit: memLimit}
 	for _, m := range recovered {
 		q.seq++
 		m.seq = q.seq
+		if m.msg != nil {
+			q.resident += m.msg.size()
+		}
 		q.ready.push(m)
 	}
 	return q
+}
+
+// ResidentBytes returns the bytes of ready messages held in memory.
+func (q *Queue) ResidentBytes() int64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.resident
+}
+
+// pageOutLocked drops the bodies of ready stored messages that arrived over
+// the memory limit and whose appends are durable (below the log's high
+// watermark, so they can be read back).
+func (q *Queue) pageOutLocked() {
+	if len(q.toPage) == 0 || q.store == nil {
+		return
+	}
+	_, hw, _ := q.store.log.Offsets()
+	keep := q.toPage[:0]
+	for _, m := range q.toPage {
+		switch {
+		case m.popped || m.msg == nil:
+		case m.offset < hw:
+			q.resident -= m.msg.size()
+			m.msg = nil
+		default:
+			keep = append(keep, m)
+		}
+	}
+	clear(q.toPage[len(keep):])
+	q.toPage = keep
 }
 
 // Ref names the queue for routing results.
@@ -111,25 +158,51 @@ func (q *Queue) enqueue(msg *Message, batch []byte) (storage.Pending, error) {
 	q.seq++
 	m.seq = q.seq
 	q.ready.push(m)
+	q.resident += msg.size()
+	if m.offset >= 0 && q.memLimit > 0 && q.resident > q.memLimit {
+		q.toPage = append(q.toPage, m)
+		if len(q.toPage) >= 256 {
+			q.pageOutLocked()
+		}
+	}
 	q.dispatchLocked()
 	return p, nil
 }
 
 func (q *Queue) readyLocked() int { return len(q.requeued) + q.ready.len() }
 
+// popLocked takes the next ready message, reading a paged-out body back
+// from the log. A message that cannot be read back is logged and dropped;
+// nil means nothing readable is left.
 func (q *Queue) popLocked() *queued {
-	var m *queued
-	if len(q.requeued) > 0 {
-		m = q.requeued[0]
-		q.requeued[0] = nil
-		q.requeued = q.requeued[1:]
-	} else {
-		m = q.ready.pop()
+	for q.readyLocked() > 0 {
+		var m *queued
+		if len(q.requeued) > 0 {
+			m = q.requeued[0]
+			q.requeued[0] = nil
+			q.requeued = q.requeued[1:]
+		} else {
+			m = q.ready.pop()
+			if m.msg != nil {
+				q.resident -= m.msg.size()
+			}
+		}
+		m.popped = true
+		if m.msg == nil {
+			msg, err := q.store.load(m.offset)
+			if err != nil {
+				q.store.logger.Error("a stored message cannot be read back; dropping it", "queue", q.Name, "vhost", q.Vhost, "offset", m.offset, "err", err)
+				q.settledLocked(m)
+				continue
+			}
+			m.msg = msg
+		}
+		if m.offset >= 0 && q.store != nil {
+			q.store.noteDelivered(m.offset)
+		}
+		return m
 	}
-	if m.offset >= 0 && q.store != nil {
-		q.store.noteDelivered(m.offset)
-	}
-	return m
+	return nil
 }
 
 // dispatchLocked hands ready messages to consumers that can take them.
@@ -140,6 +213,12 @@ func (q *Queue) dispatchLocked() {
 			return
 		}
 		m := q.popLocked()
+		if m == nil {
+			if !c.NoAck {
+				c.give()
+			}
+			return
+		}
 		if c.NoAck {
 			q.settledLocked(m)
 		} else {
@@ -194,6 +273,9 @@ func (q *Queue) Get(noAck bool) (Delivery, bool) {
 		return Delivery{}, false
 	}
 	m := q.popLocked()
+	if m == nil {
+		return Delivery{}, false
+	}
 	if noAck {
 		q.settledLocked(m)
 	} else {
@@ -271,8 +353,11 @@ func (q *Queue) Purge() int {
 	}
 	q.requeued = nil
 	for q.ready.len() > 0 {
-		q.settledLocked(q.ready.pop())
+		m := q.ready.pop()
+		m.popped = true
+		q.settledLocked(m)
 	}
+	q.resident, q.toPage = 0, nil
 	return n
 }
 
@@ -326,6 +411,7 @@ func (q *Queue) flush() error {
 		q.mu.Unlock()
 		return nil
 	}
+	q.pageOutLocked()
 	snap, ok := q.store.snapshot()
 	q.mu.Unlock()
 	if !ok {

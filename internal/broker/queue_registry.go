@@ -26,16 +26,16 @@ func (b *Broker) queueDir(id QueueID) string {
 // recovering its log when it is durable.
 func (b *Broker) newQueueRuntime(info QueueInfo) (*Queue, error) {
 	if !info.Durable {
-		return newQueue(info, nil, nil), nil
+		return newQueue(info, nil, nil, 0), nil
 	}
-	store, msgs, err := openQueueStore(b.queueDir(info.ID), queueLogConfig(b.opts.LogDefaults), b.storageOptions())
+	store, msgs, err := openQueueStore(b.queueDir(info.ID), queueLogConfig(b.opts.LogDefaults), b.storageOptions(), b.opts.QueueMemoryBytes)
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", rs("queue", info.Vhost, info.Name), err)
 	}
 	if len(msgs) > 0 {
 		b.logger.Info("queue recovered", "vhost", info.Vhost, "queue", info.Name, "messages", len(msgs))
 	}
-	return newQueue(info, store, msgs), nil
+	return newQueue(info, store, msgs, b.opts.QueueMemoryBytes), nil
 }
 
 // queueChanges lists what a plan does to queue runtimes: those to create

@@ -1430,3 +1430,94 @@ func TestQueueDeleteVhost(t *testing.T) {
 		t.Fatalf("queue directory of a deleted vhost: %v", err)
 	}
 }
+
+// TestQueuePaging checks that a durable queue deeper than its memory limit
+// keeps only about that many bytes of ready messages in memory, reads the
+// rest back from its log in order, and recovers the same way after a
+// restart.
+func TestQueuePaging(t *testing.T) {
+	const limit = 64 << 10
+	dir := t.TempDir()
+	open := func() *Broker {
+		b, err := Open(Options{DataDir: dir, LogDefaults: storage.DefaultLogConfig(), QueueMemoryBytes: limit})
+		if err != nil {
+			t.Fatalf("open broker: %v", err)
+		}
+		return b
+	}
+	b := open()
+	mustDeclareQueue(t, b, DefaultVhost, "c1", QueueSpec{Name: "deep", Durable: true})
+	body := func(i int) string { return fmt.Sprintf("%06d-%s", i, strings.Repeat("x", 1000)) }
+	const n = 2000 // about 2 MB, 30 times the limit
+	var pending []PublishResult
+	for i := range n {
+		// Every tenth message is transient: it stays in memory and keeps
+		// its place in the order.
+		pending = append(pending, qtPublish(t, b, "deep", body(i), i%10 != 9))
+	}
+	for _, p := range pending {
+		qtWait(t, p)
+	}
+	q := qtQueue(t, b, "deep")
+	if err := q.flush(); err != nil {
+		t.Fatal(err)
+	}
+	transient := int64(n / 10 * len(body(0)))
+	if r := q.ResidentBytes(); r > limit+transient+256*int64(len(body(0))) {
+		t.Fatalf("%d bytes resident with a limit of %d (%d of them transient)", r, limit, transient)
+	}
+	qtCounts(t, q, n, 0)
+
+	// Take the first 100, requeue 10 of them (read back from the log when
+	// paged out), ack the rest.
+	var ds []Delivery
+	for i := range 100 {
+		d := qtGet(t, q, false)
+		if got := string(d.Message.Body); got != body(i) {
+			t.Fatalf("message %d: got %.10q, want %.10q", i, got, body(i))
+		}
+		ds = append(ds, d)
+	}
+	q.Requeue(ds[:10])
+	q.Ack(ds[10:])
+	for i := range 10 {
+		d := qtGet(t, q, false)
+		if got := string(d.Message.Body); got != body(i) || !d.Redelivered {
+			t.Fatalf("requeued %d: got %.10q redelivered %v", i, got, d.Redelivered)
+		}
+		q.Ack([]Delivery{d})
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// After a restart the persistent ones from 100 on come back, the
+	// first limit's worth in memory, the rest read back as delivered.
+	b = open()
+	defer b.Close()
+	q = qtQueue(t, b, "deep")
+	if r := q.ResidentBytes(); r > limit+int64(len(body(0)))+64 {
+		t.Fatalf("%d bytes resident after recovery with a limit of %d", r, limit)
+	}
+	var want []string
+	for i := 100; i < n; i++ {
+		if i%10 != 9 {
+			want = append(want, body(i))
+		}
+	}
+	if got := qtDrain(q); !slices.Equal(got, want) {
+		t.Fatalf("recovered %d messages, want %d (first difference at %d)", len(got), len(want), firstDiff(got, want))
+	}
+	if r := q.ResidentBytes(); r != 0 {
+		t.Fatalf("%d bytes resident in an empty queue", r)
+	}
+}
+
+func firstDiff(a, b []string) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -39,9 +40,10 @@ const (
 )
 
 type queueStore struct {
-	log *storage.Log
-	fs  storage.FS
-	dir string
+	log    *storage.Log
+	fs     storage.FS
+	dir    string
+	logger *slog.Logger
 
 	// Guarded by the owning Queue's mu.
 	low       int64              // every offset below is settled
@@ -69,15 +71,20 @@ func queueLogConfig(defaults storage.LogConfig) storage.LogConfig {
 }
 
 // openQueueStore opens (or creates) a queue's log and recovers its
-// unsettled persistent messages, in offset order.
-func openQueueStore(dir string, cfg storage.LogConfig, opts storage.Options) (*queueStore, []*queued, error) {
+// unsettled persistent messages, in offset order. Only the first memLimit
+// bytes of them (0: all) are read into memory; the others are recovered
+// paged out, as offsets to read back when delivered.
+func openQueueStore(dir string, cfg storage.LogConfig, opts storage.Options, memLimit int64) (*queueStore, []*queued, error) {
 	l, err := storage.Open(dir, cfg, opts)
 	if err != nil {
 		return nil, nil, err
 	}
-	s := &queueStore{log: l, fs: opts.FS, dir: dir, acked: map[int64]struct{}{}, delivered: -1}
+	s := &queueStore{log: l, fs: opts.FS, dir: dir, logger: opts.Logger, acked: map[int64]struct{}{}, delivered: -1}
 	if s.fs == nil {
 		s.fs = storage.OSFS{}
+	}
+	if s.logger == nil {
+		s.logger = slog.New(slog.DiscardHandler)
 	}
 	start, _, _ := l.Offsets()
 	s.low, s.synced = start, start
@@ -100,7 +107,7 @@ func openQueueStore(dir string, cfg storage.LogConfig, opts storage.Options) (*q
 			delete(s.acked, o)
 		}
 	}
-	msgs, err := s.recover()
+	msgs, err := s.recover(memLimit)
 	if err != nil {
 		l.Close()
 		return nil, nil, err
@@ -108,10 +115,12 @@ func openQueueStore(dir string, cfg storage.LogConfig, opts storage.Options) (*q
 	return s, msgs, nil
 }
 
-// recover reads every unsettled message from the log.
-func (s *queueStore) recover() ([]*queued, error) {
+// recover reads every unsettled message from the log, keeping the bodies of
+// the first memLimit bytes (0: all).
+func (s *queueStore) recover(memLimit int64) ([]*queued, error) {
 	_, hw, _ := s.log.Offsets()
 	var out []*queued
+	var resident int64
 	var buf []byte
 	for from := s.low; from < hw; {
 		res, err := s.log.Read(from, 4<<20)
@@ -134,7 +143,12 @@ func (s *queueStore) recover() ([]*queued, error) {
 					return true
 				}
 				if _, done := s.acked[r.Offset]; !done {
-					out = append(out, &queued{msg: decodeQueueRecord(r), offset: r.Offset, redelivered: r.Offset <= s.delivered})
+					m := &queued{offset: r.Offset, redelivered: r.Offset <= s.delivered}
+					if memLimit <= 0 || resident < memLimit {
+						m.msg = decodeQueueRecord(r)
+						resident += m.msg.size()
+					}
+					out = append(out, m)
 				}
 				return true
 			})
@@ -195,6 +209,40 @@ func decodeQueueRecord(r storage.Record) *Message {
 		}
 	}
 	return m
+}
+
+// load reads the message stored at off back from the log.
+func (s *queueStore) load(off int64) (*Message, error) {
+	res, err := s.log.Read(off, 1)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Release()
+	buf, err := res.AppendTo(nil)
+	if err != nil {
+		return nil, err
+	}
+	var msg *Message
+	err = storage.SplitBatches(buf, func(b storage.Batch) bool {
+		derr := storage.DecodeRecords(b, func(r storage.Record) bool {
+			if r.Offset == off {
+				msg = decodeQueueRecord(r)
+				return false
+			}
+			return true
+		})
+		if derr != nil {
+			err = derr
+		}
+		return msg == nil && err == nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if msg == nil {
+		return nil, fmt.Errorf("offset %d not found in %s", off, s.dir)
+	}
+	return msg, nil
 }
 
 // append writes one encoded message; callers hold the queue's lock so that

@@ -26,6 +26,10 @@ type Config struct {
 	// AMQPHeartbeat is the heartbeat interval offered to AMQP clients; zero
 	// offers none.
 	AMQPHeartbeat time.Duration `yaml:"amqp_heartbeat"`
+	// AMQPQueueMemoryBytes is how many bytes of ready persistent messages
+	// a durable queue holds in memory; the rest are read back from the
+	// queue's log when delivered. Negative means no limit.
+	AMQPQueueMemoryBytes int64 `yaml:"amqp_queue_memory_bytes"`
 	// AutoCreateTopics creates unknown topics on first use (Kafka Metadata
 	// and Produce) with DefaultPartitions partitions.
 	AutoCreateTopics  bool `yaml:"auto_create_topics"`
@@ -74,6 +78,7 @@ func Default() Config {
 		KafkaMaxRequestBytes: 100 << 20,
 		AMQPMaxMessageBytes:  16 << 20,
 		AMQPHeartbeat:        60 * time.Second,
+		AMQPQueueMemoryBytes: 64 << 20,
 		AutoCreateTopics:     true,
 		DefaultPartitions:    1,
 		LogLevel:             "info",

@@ -45,6 +45,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (err error
 		Logger:                 logger,
 		LogDefaults:            logDefaults,
 		RetentionCheckInterval: cfg.Storage.RetentionCheckInterval,
+		QueueMemoryBytes:       cfg.AMQPQueueMemoryBytes,
 	})
 	if err != nil {
 		return fmt.Errorf("opening broker in %s: %w", cfg.DataDir, err)
