@@ -3,6 +3,7 @@ package amqp
 import (
 	"context"
 
+	"github.com/wharfmq/wharf/internal/amqp/tables"
 	"github.com/wharfmq/wharf/internal/amqp/wire"
 	"github.com/wharfmq/wharf/internal/broker"
 )
@@ -21,7 +22,7 @@ func (ch *channel) exchangeDeclare(m *wire.ExchangeDeclare) error {
 	}
 	_, err := ch.c.b.DeclareExchange(context.Background(), ch.c.vhost, broker.ExchangeSpec{
 		Name: m.Exchange, Type: m.Type, Passive: m.Passive, Durable: m.Durable,
-		AutoDelete: m.AutoDelete, Internal: m.Internal, Arguments: toBrokerTable(m.Arguments),
+		AutoDelete: m.AutoDelete, Internal: m.Internal, Arguments: tables.ToBroker(m.Arguments),
 	})
 	if err != nil {
 		return err
@@ -38,7 +39,7 @@ func (ch *channel) exchangeDelete(m *wire.ExchangeDelete) error {
 
 func (ch *channel) exchangeBind(m *wire.ExchangeBind) error {
 	err := ch.c.b.BindExchange(context.Background(), ch.c.vhost, broker.BindingSpec{
-		Source: m.Source, Destination: m.Destination, RoutingKey: m.RoutingKey, Arguments: toBrokerTable(m.Arguments),
+		Source: m.Source, Destination: m.Destination, RoutingKey: m.RoutingKey, Arguments: tables.ToBroker(m.Arguments),
 	})
 	if err != nil {
 		return err
@@ -48,7 +49,7 @@ func (ch *channel) exchangeBind(m *wire.ExchangeBind) error {
 
 func (ch *channel) exchangeUnbind(m *wire.ExchangeUnbind) error {
 	err := ch.c.b.UnbindExchange(context.Background(), ch.c.vhost, broker.BindingSpec{
-		Source: m.Source, Destination: m.Destination, RoutingKey: m.RoutingKey, Arguments: toBrokerTable(m.Arguments),
+		Source: m.Source, Destination: m.Destination, RoutingKey: m.RoutingKey, Arguments: tables.ToBroker(m.Arguments),
 	})
 	if err != nil {
 		return err
@@ -59,7 +60,7 @@ func (ch *channel) exchangeUnbind(m *wire.ExchangeUnbind) error {
 func (ch *channel) queueDeclare(m *wire.QueueDeclare) error {
 	info, _, err := ch.c.b.DeclareQueue(context.Background(), ch.c.vhost, ch.c.id, broker.QueueSpec{
 		Name: m.Queue, Passive: m.Passive, Durable: m.Durable, Exclusive: m.Exclusive,
-		AutoDelete: m.AutoDelete, Arguments: toBrokerTable(m.Arguments),
+		AutoDelete: m.AutoDelete, Arguments: tables.ToBroker(m.Arguments),
 	})
 	if err != nil {
 		return err
@@ -82,7 +83,7 @@ func (ch *channel) queueBind(m *wire.QueueBind) error {
 		return err
 	}
 	err = ch.c.b.BindQueue(context.Background(), ch.c.vhost, ch.c.id, broker.BindingSpec{
-		Source: m.Exchange, Destination: name, RoutingKey: key, Arguments: toBrokerTable(m.Arguments),
+		Source: m.Exchange, Destination: name, RoutingKey: key, Arguments: tables.ToBroker(m.Arguments),
 	})
 	if err != nil {
 		return err
@@ -96,7 +97,7 @@ func (ch *channel) queueUnbind(m *wire.QueueUnbind) error {
 		return err
 	}
 	err = ch.c.b.UnbindQueue(context.Background(), ch.c.vhost, ch.c.id, broker.BindingSpec{
-		Source: m.Exchange, Destination: name, RoutingKey: m.RoutingKey, Arguments: toBrokerTable(m.Arguments),
+		Source: m.Exchange, Destination: name, RoutingKey: m.RoutingKey, Arguments: tables.ToBroker(m.Arguments),
 	})
 	if err != nil {
 		return err

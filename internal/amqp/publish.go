@@ -3,6 +3,7 @@ package amqp
 import (
 	"errors"
 
+	"github.com/wharfmq/wharf/internal/amqp/tables"
 	"github.com/wharfmq/wharf/internal/amqp/wire"
 	"github.com/wharfmq/wharf/internal/broker"
 )
@@ -50,7 +51,7 @@ func (ch *channel) publish(m *wire.BasicPublish, cmd *wire.Command) error {
 	}
 	var routeHeaders broker.Table
 	if len(headers) > 0 {
-		routeHeaders = toBrokerTable(headers)
+		routeHeaders = tables.ToBroker(headers)
 	}
 	if ch.tx != nil {
 		x, ok := ch.c.b.LookupExchange(ch.c.vhost, m.Exchange)
@@ -240,33 +241,4 @@ func (ch *channel) recover(requeue, reply bool) error {
 		return nil
 	}
 	return ch.c.sendMethod(ch.id, &wire.BasicRecoverOk{})
-}
-
-// toBrokerTable converts a decoded field table to the core's table type,
-// nested tables and decimals included.
-func toBrokerTable(t wire.Table) broker.Table {
-	if t == nil {
-		return nil
-	}
-	out := make(broker.Table, len(t))
-	for k, v := range t {
-		out[k] = toBrokerValue(v)
-	}
-	return out
-}
-
-func toBrokerValue(v any) any {
-	switch x := v.(type) {
-	case wire.Table:
-		return toBrokerTable(x)
-	case wire.Decimal:
-		return broker.Decimal{Scale: x.Scale, Value: x.Value}
-	case []any:
-		out := make([]any, len(x))
-		for i, e := range x {
-			out[i] = toBrokerValue(e)
-		}
-		return out
-	}
-	return v
 }

@@ -43,6 +43,31 @@ type Config struct {
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// Storage holds the defaults for new logs.
 	Storage StorageConfig `yaml:"storage"`
+	// WebSocket configures the gateway's /ws endpoint.
+	WebSocket WebSocketConfig `yaml:"websocket"`
+}
+
+// WebSocketConfig configures the WebSocket endpoint of the HTTP listener.
+type WebSocketConfig struct {
+	// PingInterval is how often the server pings each connection; one
+	// that does not answer within another interval is closed.
+	PingInterval time.Duration `yaml:"ping_interval"`
+	// MaxMessageBytes bounds one frame from a client.
+	MaxMessageBytes int `yaml:"max_message_bytes"`
+	// OutboxBytes bounds what may wait to be sent to one connection.
+	OutboxBytes int `yaml:"outbox_bytes"`
+	// AllowedOrigins lists, comma-separated, the Origin hosts allowed
+	// besides the listener's own; "*" allows any.
+	AllowedOrigins string `yaml:"allowed_origins"`
+	// Anonymous lets clients connect without credentials.
+	Anonymous bool `yaml:"anonymous"`
+	// BroadcastUsers lists, comma-separated, the users who may broadcast;
+	// "*" is every authenticated user.
+	BroadcastUsers string `yaml:"broadcast_users"`
+	// JWTSecretFile holds the HS256 shared secret; JWTPublicKeyFile the
+	// RS256 public key (PEM). Empty disables that algorithm.
+	JWTSecretFile    string `yaml:"jwt_hs256_secret_file"`
+	JWTPublicKeyFile string `yaml:"jwt_rs256_public_key_file"`
 }
 
 // StorageConfig holds the settings every new log starts from.
@@ -84,6 +109,11 @@ func Default() Config {
 		LogLevel:             "info",
 		LogFormat:            "text",
 		ShutdownTimeout:      10 * time.Second,
+		WebSocket: WebSocketConfig{
+			PingInterval:    25 * time.Second,
+			MaxMessageBytes: 1 << 20,
+			OutboxBytes:     4 << 20,
+		},
 		Storage: StorageConfig{
 			Fsync:                  lc.Fsync.String(),
 			FsyncInterval:          lc.FsyncInterval,

@@ -163,29 +163,37 @@ func TestConfigFlagBeatsConfigEnv(t *testing.T) {
 func TestEverySettingFromEverySource(t *testing.T) {
 	// A value different from every default, valid for each setting.
 	values := map[string]string{
-		"data_dir":                         "/var/lib/wharf",
-		"kafka_listen":                     "0.0.0.0:19092",
-		"amqp_listen":                      "",
-		"http_listen":                      "[::1]:0",
-		"kafka_advertise":                  "broker.example:9093",
-		"kafka_max_request_bytes":          "2097152",
-		"amqp_max_message_bytes":           "1000000",
-		"amqp_heartbeat":                   "15s",
-		"amqp_queue_memory_bytes":          "1048576",
-		"auto_create_topics":               "false",
-		"default_partitions":               "6",
-		"log_level":                        "debug",
-		"log_format":                       "json",
-		"shutdown_timeout":                 "3s",
-		"storage.fsync":                    "interval",
-		"storage.fsync_interval":           "250ms",
-		"storage.segment_bytes":            "1048576",
-		"storage.segment_time":             "1h",
-		"storage.retention_time":           "0s",
-		"storage.retention_bytes":          "1000000000",
-		"storage.max_message_bytes":        "2000000",
-		"storage.index_interval_bytes":     "1024",
-		"storage.retention_check_interval": "30s",
+		"data_dir":                            "/var/lib/wharf",
+		"kafka_listen":                        "0.0.0.0:19092",
+		"amqp_listen":                         "",
+		"http_listen":                         "[::1]:0",
+		"kafka_advertise":                     "broker.example:9093",
+		"kafka_max_request_bytes":             "2097152",
+		"amqp_max_message_bytes":              "1000000",
+		"amqp_heartbeat":                      "15s",
+		"amqp_queue_memory_bytes":             "1048576",
+		"auto_create_topics":                  "false",
+		"default_partitions":                  "6",
+		"log_level":                           "debug",
+		"log_format":                          "json",
+		"shutdown_timeout":                    "3s",
+		"storage.fsync":                       "interval",
+		"storage.fsync_interval":              "250ms",
+		"storage.segment_bytes":               "1048576",
+		"storage.segment_time":                "1h",
+		"storage.retention_time":              "0s",
+		"storage.retention_bytes":             "1000000000",
+		"storage.max_message_bytes":           "2000000",
+		"storage.index_interval_bytes":        "1024",
+		"storage.retention_check_interval":    "30s",
+		"websocket.ping_interval":             "10s",
+		"websocket.max_message_bytes":         "65536",
+		"websocket.outbox_bytes":              "1048576",
+		"websocket.allowed_origins":           "*.example.com,app.example.org",
+		"websocket.anonymous":                 "true",
+		"websocket.broadcast_users":           "ops,alice",
+		"websocket.jwt_hs256_secret_file":     "/etc/wharf/jwt.key",
+		"websocket.jwt_rs256_public_key_file": "/etc/wharf/jwt.pub",
 	}
 	want := Config{
 		DataDir:              "/var/lib/wharf",
@@ -213,6 +221,16 @@ func TestEverySettingFromEverySource(t *testing.T) {
 			IndexIntervalBytes:     1024,
 			RetentionCheckInterval: 30 * time.Second,
 		},
+		WebSocket: WebSocketConfig{
+			PingInterval:     10 * time.Second,
+			MaxMessageBytes:  65536,
+			OutboxBytes:      1048576,
+			AllowedOrigins:   "*.example.com,app.example.org",
+			Anonymous:        true,
+			BroadcastUsers:   "ops,alice",
+			JWTSecretFile:    "/etc/wharf/jwt.key",
+			JWTPublicKeyFile: "/etc/wharf/jwt.pub",
+		},
 	}
 	settings := Settings()
 	if len(values) != len(settings) {
@@ -221,7 +239,9 @@ func TestEverySettingFromEverySource(t *testing.T) {
 
 	var args []string
 	e := env{}
-	var yamlTop, yamlStorage strings.Builder
+	var yamlTop strings.Builder
+	sections := map[string]*strings.Builder{}
+	var sectionOrder []string
 	for _, s := range settings {
 		v, ok := values[s.YAMLKey]
 		if !ok {
@@ -229,13 +249,21 @@ func TestEverySettingFromEverySource(t *testing.T) {
 		}
 		args = append(args, "--"+s.Flag+"="+v)
 		e[s.Env] = v
-		if k, ok := strings.CutPrefix(s.YAMLKey, "storage."); ok {
-			yamlStorage.WriteString("  " + k + ": " + scalar(s, v) + "\n")
+		if sec, k, ok := strings.Cut(s.YAMLKey, "."); ok {
+			if sections[sec] == nil {
+				sections[sec] = &strings.Builder{}
+				sectionOrder = append(sectionOrder, sec)
+			}
+			sections[sec].WriteString("  " + k + ": " + scalar(s, v) + "\n")
 		} else {
 			yamlTop.WriteString(s.YAMLKey + ": " + scalar(s, v) + "\n")
 		}
 	}
-	file := writeFile(t, yamlTop.String()+"storage:\n"+yamlStorage.String())
+	doc := yamlTop.String()
+	for _, sec := range sectionOrder {
+		doc += sec + ":\n" + sections[sec].String()
+	}
+	file := writeFile(t, doc)
 
 	tests := []struct {
 		name string
@@ -460,8 +488,8 @@ func TestTableMatchesYAMLTags(t *testing.T) {
 	for _, s := range Settings() {
 		keys[s.YAMLKey] = true
 		doc := s.YAMLKey + ": " + scalar(s, s.Default) + "\n"
-		if k, ok := strings.CutPrefix(s.YAMLKey, "storage."); ok {
-			doc = "storage:\n  " + k + ": " + scalar(s, s.Default) + "\n"
+		if sec, k, ok := strings.Cut(s.YAMLKey, "."); ok {
+			doc = sec + ":\n  " + k + ": " + scalar(s, s.Default) + "\n"
 		}
 		c := Default()
 		if err := DecodeYAML([]byte(doc), &c); err != nil {

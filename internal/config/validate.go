@@ -77,6 +77,15 @@ func (c Config) Validate() error {
 	if c.AMQPQueueMemoryBytes == 0 || c.AMQPQueueMemoryBytes < -1 {
 		return fieldError("amqp_queue_memory_bytes", fmt.Errorf("%d: must be positive, or -1 for no limit", c.AMQPQueueMemoryBytes))
 	}
+	if c.WebSocket.PingInterval < time.Second {
+		return fieldError("websocket.ping_interval", fmt.Errorf("%v: must be at least 1s", c.WebSocket.PingInterval))
+	}
+	if c.WebSocket.MaxMessageBytes < 1024 || c.WebSocket.MaxMessageBytes > 64<<20 {
+		return fieldError("websocket.max_message_bytes", fmt.Errorf("%d: must be between 1024 and %d", c.WebSocket.MaxMessageBytes, 64<<20))
+	}
+	if c.WebSocket.OutboxBytes < c.WebSocket.MaxMessageBytes {
+		return fieldError("websocket.outbox_bytes", fmt.Errorf("%d: must be at least websocket.max_message_bytes (%d)", c.WebSocket.OutboxBytes, c.WebSocket.MaxMessageBytes))
+	}
 	if c.ShutdownTimeout <= 0 {
 		return fieldError("shutdown_timeout", fmt.Errorf("%v: must be positive", c.ShutdownTimeout))
 	}

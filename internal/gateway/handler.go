@@ -9,9 +9,10 @@ import (
 )
 
 // NewHandler returns the gateway's HTTP handler. reg is served at /metrics;
-// ready reports whether the process accepts traffic, for /readyz. A nil
-// logger discards logs; reg and ready must not be nil.
-func NewHandler(logger *slog.Logger, reg *prometheus.Registry, ready func() bool) http.Handler {
+// ready reports whether the process accepts traffic, for /readyz; ws, when
+// not nil, is served at /ws. A nil logger discards logs; reg and ready must
+// not be nil.
+func NewHandler(logger *slog.Logger, reg *prometheus.Registry, ready func() bool, ws *WebSocket) http.Handler {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -22,6 +23,9 @@ func NewHandler(logger *slog.Logger, reg *prometheus.Registry, ready func() bool
 		ErrorLog:      slog.NewLogLogger(logger.Handler(), slog.LevelError),
 		ErrorHandling: promhttp.ContinueOnError,
 	})))
+	if ws != nil {
+		mux.Handle("/ws", getOnly(logger, ws))
+	}
 	mux.Handle("/", notFound(logger))
 	return accessLog(logger, mux)
 }

@@ -58,9 +58,10 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (err error
 		logger.Info("broker closed")
 	}()
 
+	users := auth.NewDefaultStore()
 	var amqpSrv *amqpListener
 	if cfg.AMQPListen != "" {
-		amqpSrv, err = startAMQP(cfg, b, auth.NewDefaultStore(), logger)
+		amqpSrv, err = startAMQP(cfg, b, users, logger)
 		if err != nil {
 			return err
 		}
@@ -84,10 +85,15 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (err error
 			collectors.NewGoCollector(),
 			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		)
-		httpSrv, err = startHTTP(cfg.HTTPListen, gateway.NewHandler(logger, reg, ready.Load), logger)
+		ws, err := newWebSocket(cfg, b, users, logger)
 		if err != nil {
 			return err
 		}
+		httpSrv, err = startHTTP(cfg.HTTPListen, gateway.NewHandler(logger, reg, ready.Load, ws), logger)
+		if err != nil {
+			return err
+		}
+		httpSrv.ws = ws
 	} else {
 		if kafkaSrv == nil && amqpSrv == nil {
 			logger.Warn("no listener enabled")
@@ -121,6 +127,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (err error
 
 // httpListener is a running HTTP server.
 type httpListener struct {
+	ws   *gateway.WebSocket // closed first on shutdown: its connections are hijacked
 	srv  *http.Server
 	errs chan error // receives Serve's error unless it is http.ErrServerClosed
 	done chan struct{}
@@ -165,6 +172,9 @@ func (l *httpListener) errc() <-chan error {
 func (l *httpListener) shutdown(timeout time.Duration, logger *slog.Logger) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	if l.ws != nil {
+		l.ws.Shutdown(ctx)
+	}
 	if err := l.srv.Shutdown(ctx); err != nil {
 		logger.Warn("http listener did not drain in time; closing its connections",
 			"listener", "http", "err", err)

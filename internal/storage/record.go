@@ -100,7 +100,15 @@ func DecodeRecords(b Batch, fn func(Record) bool) error {
 	if b.Compression() != 0 {
 		return fmt.Errorf("%w: codec %d", ErrCompressed, b.Compression())
 	}
-	d := recordDecoder{buf: b.Records()}
+	return DecodeRecordsIn(b, b.Records(), fn)
+}
+
+// DecodeRecordsIn is DecodeRecords for a batch whose records section the
+// caller has already decompressed: records is that section, and the
+// offsets and timestamps come from b's header. The slices in a Record alias
+// records.
+func DecodeRecordsIn(b Batch, records []byte, fn func(Record) bool) error {
+	d := recordDecoder{buf: records}
 	base, baseTS := b.BaseOffset(), b.BaseTimestamp()
 	logAppend := b.IsLogAppendTime()
 	for i := int32(0); i < b.RecordCount(); i++ {

@@ -11,6 +11,8 @@
 #   pika_check.py          (pika, pure Python)
 #   amqp_tools_check.sh    (amqp-tools: amqp-publish, amqp-consume and the
 #                           other command-line clients of librabbitmq)
+#   amqplib_check.js       (amqplib, the Node.js client, through its promise
+#                           API)
 #
 # Builds wharf, starts `wharf serve` with its Kafka and AMQP listeners on free
 # loopback ports and a fresh data directory, runs every check with a time
@@ -19,23 +21,30 @@
 # and a final line "N passed, N failed" (", N skipped" follows when checks
 # were skipped). Exits 1 if any check failed.
 #
-# Then the checks across a broker restart: pika-restart-publish and
-# amqp-tools-restart-publish leave persistent and transient messages in
-# durable queues (pika_check.py restart-publish, amqp_tools_check.sh ...
+# Then the checks across a broker restart: pika-restart-publish,
+# amqp-tools-restart-publish and amqplib-restart-publish leave persistent
+# and transient messages in durable queues (pika_check.py restart-publish,
+# amqp_tools_check.sh ... restart-publish, amqplib_check.js ...
 # restart-publish); wharf-restart stops wharf with SIGTERM, wants exit status
 # 0 and starts it again on the same data directory and the same Kafka and
 # AMQP addresses (the ones it logged the first time; a port taken meanwhile
-# fails the check); pika-restart-verify and amqp-tools-restart-verify then
-# want exactly the persistent messages back, in order. They need a wharf
-# that this script started, so they are skipped with COMPAT_AMQP_URL or
-# COMPAT_BOOTSTRAP.
+# fails the check); pika-restart-verify, amqp-tools-restart-verify and
+# amqplib-restart-verify then want exactly the persistent messages back, in
+# order. They need a wharf that this script started, so they are skipped
+# with COMPAT_AMQP_URL or COMPAT_BOOTSTRAP.
 #
 # A client that is not installed is skipped, except when CI=true: then it is
 # a failure, so that CI runs every check. On Debian the clients are the
 # packages kcat, python3-confluent-kafka, python3-kafka, python3-pika and
 # amqp-tools; the Python modules are looked for in /usr/bin/python3 (which
 # sees Debian's packages) before python3 on PATH. PYTHON=... names another
-# interpreter.
+# interpreter. amqplib is not a Debian package: when the AMQP checks run,
+# npm installs the version pinned in AMQPLIB_VERSION below into the
+# temporary directory (nothing is written to the repository), and node runs
+# amqplib_check.js with NODE_PATH pointing there. That needs node 18 or
+# later and npm (the Debian packages nodejs and npm) and access to the npm
+# registry; without them, or when the install fails, the amqplib checks are
+# skipped (failed with CI=true).
 #
 # Environment: COMPAT_BOOTSTRAP=HOST:PORT runs the Kafka checks against a
 # broker that is already running instead of building and starting wharf;
@@ -58,6 +67,8 @@ fi
 
 CHECK_TIMEOUT="${CHECK_TIMEOUT:-120}"
 GROUP_TIMEOUT=45 # one kcat -G run: joining a group and reading to the end
+AMQPLIB_VERSION=2.3.1 # the amqplib that npm installs for amqplib_check.js
+NPM_TIMEOUT=300       # seconds for that npm install
 # Topic, group, queue and exchange names carry this, so a run against a
 # broker that is already running (COMPAT_BOOTSTRAP, COMPAT_AMQP_URL) starts
 # from empty topics and queues.
@@ -226,6 +237,43 @@ amqp_tools_missing=""
 for c in amqp-declare-queue amqp-publish amqp-consume amqp-get amqp-delete-queue; do
 	command -v "$c" >/dev/null 2>&1 || amqp_tools_missing="$amqp_tools_missing $c"
 done
+
+# install_amqplib installs amqplib $AMQPLIB_VERSION with npm into
+# $tmp/node/node_modules, for NODE_PATH. When it cannot, it prints why
+# (missing_amqplib, for run_check) and returns 1.
+install_amqplib() {
+	if ! command -v node >/dev/null 2>&1; then
+		echo "node is not installed: install nodejs"
+		return 1
+	fi
+	local major
+	major="$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || true)"
+	if ! [ "$major" -ge 18 ] 2>/dev/null; then
+		echo "node $(node --version 2>/dev/null) is too old: amqplib $AMQPLIB_VERSION needs node 18 or later"
+		return 1
+	fi
+	if ! command -v npm >/dev/null 2>&1; then
+		echo "npm is not installed: install npm"
+		return 1
+	fi
+	echo "compat: installing amqplib@$AMQPLIB_VERSION with npm" >&2
+	if ! NPM_CONFIG_UPDATE_NOTIFIER=false timeout -k 5 "$NPM_TIMEOUT" \
+		npm install --no-save --no-package-lock --no-audit --no-fund --loglevel=error \
+		--prefix "$tmp/node" "amqplib@$AMQPLIB_VERSION" >"$tmp/npm-install.log" 2>&1 ||
+		[ ! -f "$tmp/node/node_modules/amqplib/package.json" ]; then
+		{
+			echo "compat: npm install amqplib@$AMQPLIB_VERSION failed; its last lines:"
+			tail -n 10 "$tmp/npm-install.log" | sed 's/^/    | /'
+		} >&2
+		echo "npm install amqplib@$AMQPLIB_VERSION failed"
+		return 1
+	fi
+}
+# Only when the AMQP checks are to run.
+missing_amqplib=""
+if [ -z "$amqp_skip" ]; then
+	missing_amqplib="$(install_amqplib)" || true
+fi
 
 # ---------------------------------------------------------------- runner
 
@@ -402,6 +450,10 @@ for c in confirm topic headers mandatory requeue channel-error; do
 done
 run_amqp_check amqp-tools "$missing_amqp_tools" \
 	limit bash tests/compat/amqp_tools_check.sh "$amqp_url" "$run_id"
+for c in confirm topic headers cc-bcc mandatory requeue channel-error; do
+	run_amqp_check "amqplib-$c" "$missing_amqplib" \
+		limit env NODE_PATH="$tmp/node/node_modules" node tests/compat/amqplib_check.js "$amqp_url" "$run_id" "$c"
+done
 
 # ---------------------------------------------------------------- restart
 
@@ -496,7 +548,8 @@ after_pass() {
 
 # The checks across a restart need a wharf that this script started and can
 # restart, also for AMQP.
-restart_checks="pika-restart-publish amqp-tools-restart-publish wharf-restart pika-restart-verify amqp-tools-restart-verify"
+restart_checks="pika-restart-publish amqp-tools-restart-publish amqplib-restart-publish wharf-restart"
+restart_checks="$restart_checks pika-restart-verify amqp-tools-restart-verify amqplib-restart-verify"
 restart_skip=""
 if [ -n "${COMPAT_AMQP_URL:-}" ]; then
 	restart_skip="the AMQP broker is the one at COMPAT_AMQP_URL, which this script cannot restart"
@@ -519,6 +572,11 @@ else
 		limit bash tests/compat/amqp_tools_check.sh "$amqp_url" "$run_id" restart-publish
 	tools_published=false
 	if [ "$passed" -gt "$before" ]; then tools_published=true; fi
+	before=$passed
+	run_amqp_check amqplib-restart-publish "$missing_amqplib" \
+		limit env NODE_PATH="$tmp/node/node_modules" node tests/compat/amqplib_check.js "$amqp_url" "$run_id" restart-publish
+	amqplib_published=false
+	if [ "$passed" -gt "$before" ]; then amqplib_published=true; fi
 
 	run_check wharf-restart "" check_wharf_restart
 
@@ -528,6 +586,9 @@ else
 	run_amqp_check amqp-tools-restart-verify "$missing_amqp_tools" \
 		after_pass "$tools_published" amqp-tools-restart-publish \
 		limit bash tests/compat/amqp_tools_check.sh "$amqp_url" "$run_id" restart-verify
+	run_amqp_check amqplib-restart-verify "$missing_amqplib" \
+		after_pass "$amqplib_published" amqplib-restart-publish \
+		limit env NODE_PATH="$tmp/node/node_modules" node tests/compat/amqplib_check.js "$amqp_url" "$run_id" restart-verify
 fi
 
 if [ "$failed" -gt 0 ] && [ -f "$tmp/wharf.log" ]; then

@@ -1,0 +1,5 @@
+// Package tables converts AMQP field tables as the wire codec decodes them
+// into the core's tables (broker.Table), for declare arguments and for
+// routing on headers. It is shared by the AMQP listener and the gateway,
+// which both take AMQP tables from clients; it holds no state.
+package tables

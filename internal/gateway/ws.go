@@ -1,0 +1,253 @@
+package gateway
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/wharfmq/wharf/internal/auth"
+	"github.com/wharfmq/wharf/internal/gateway/hub"
+	"github.com/wharfmq/wharf/internal/gateway/service"
+	"github.com/wharfmq/wharf/internal/gateway/wsproto"
+)
+
+// Close codes of the WebSocket protocol beyond RFC 6455's (docs/websocket.md).
+const (
+	CloseAuthTimeout websocket.StatusCode = 4000 // no auth request in time
+	CloseSlowClient  websocket.StatusCode = 4001 // the outbox overflowed
+	CloseAuthFailed  websocket.StatusCode = 4003 // an auth request was refused
+	ClosePingTimeout websocket.StatusCode = 4008 // no pong to a ping in time
+)
+
+// WSOptions configure the WebSocket endpoint.
+type WSOptions struct {
+	// PingInterval is how often the server pings; a connection that does
+	// not answer within another interval is closed. Zero means 25s.
+	PingInterval time.Duration
+	// MaxMessageBytes bounds one frame from a client. Zero means 1 MiB.
+	MaxMessageBytes int64
+	// OutboxBytes bounds what may wait to be sent to one connection; past
+	// it the connection is closed as slow (4001). Zero means 4 MiB.
+	OutboxBytes int
+	// AllowedOrigins are the Origin hosts (path.Match patterns, or
+	// scheme://host patterns) allowed besides the request's own host; "*"
+	// allows any origin.
+	AllowedOrigins []string
+	// Anonymous lets clients in without credentials.
+	Anonymous bool
+	// BroadcastUsers may broadcast ("*": every authenticated user); a JWT
+	// may grant it with the claim "broadcast": true.
+	BroadcastUsers []string
+	// AuthTimeout bounds how long a connection may stay unauthenticated.
+	// Zero means 10s.
+	AuthTimeout time.Duration
+	// CloseTimeout bounds the close handshake: how long the server waits
+	// for the client's close frame before closing TCP. Zero means 5s.
+	CloseTimeout time.Duration
+}
+
+func (o *WSOptions) defaults() {
+	if o.PingInterval <= 0 {
+		o.PingInterval = 25 * time.Second
+	}
+	if o.MaxMessageBytes <= 0 {
+		o.MaxMessageBytes = 1 << 20
+	}
+	if o.OutboxBytes <= 0 {
+		o.OutboxBytes = 4 << 20
+	}
+	if o.AuthTimeout <= 0 {
+		o.AuthTimeout = 10 * time.Second
+	}
+	if o.CloseTimeout <= 0 {
+		o.CloseTimeout = 5 * time.Second
+	}
+}
+
+// WebSocket is the /ws endpoint: the sessions' hub and what each session
+// reaches through the service.
+type WebSocket struct {
+	svc     *service.Service
+	hub     *hub.Hub
+	users   *auth.Store
+	jwt     *auth.JWTVerifier
+	opts    WSOptions
+	logger  *slog.Logger
+	metrics *wsMetrics
+	accept  websocket.AcceptOptions
+
+	mu     sync.Mutex
+	conns  map[*wsConn]struct{}
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// NewWebSocket returns the endpoint. users and jwt may be nil (no password
+// or token logins).
+func NewWebSocket(svc *service.Service, users *auth.Store, jwt *auth.JWTVerifier, opts WSOptions, logger *slog.Logger) *WebSocket {
+	opts.defaults()
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	ws := &WebSocket{
+		svc: svc, hub: hub.New(), users: users, jwt: jwt, opts: opts, logger: logger,
+		metrics: newWSMetrics(), conns: map[*wsConn]struct{}{},
+	}
+	ws.accept.Subprotocols = []string{wsproto.Subprotocol}
+	if slices.Contains(opts.AllowedOrigins, "*") {
+		ws.accept.InsecureSkipVerify = true
+	} else {
+		ws.accept.OriginPatterns = opts.AllowedOrigins
+	}
+	return ws
+}
+
+// Hub returns the sessions' hub, for the other faces to send to clients.
+func (ws *WebSocket) Hub() *hub.Hub { return ws.hub }
+
+// identity is who a connection is.
+type identity struct {
+	clientID  string
+	broadcast bool
+}
+
+// ServeHTTP upgrades a request to a WebSocket session.
+func (ws *WebSocket) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id, authed, err := ws.handshakeAuth(r)
+	if err != nil {
+		ws.metrics.authFailures.Add(1)
+		ws.logger.Info("websocket login refused", "remote", r.RemoteAddr, "err", err)
+		w.Header().Set("WWW-Authenticate", `Bearer realm="wharf", Basic realm="wharf"`)
+		writeError(ws.logger, w, http.StatusUnauthorized, service.CodeUnauthorized, "authentication failed")
+		return
+	}
+	ws.mu.Lock()
+	if ws.closed {
+		ws.mu.Unlock()
+		writeError(ws.logger, w, http.StatusServiceUnavailable, service.CodeUnavailable, "shutting down")
+		return
+	}
+	ws.wg.Add(1)
+	ws.mu.Unlock()
+	defer ws.wg.Done()
+
+	c, err := websocket.Accept(w, r, &ws.accept)
+	if err != nil {
+		// Accept has answered the request (403 for a refused origin, 400
+		// for a bad handshake).
+		ws.logger.Info("websocket handshake refused", "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"), "err", err)
+		return
+	}
+	c.SetReadLimit(ws.opts.MaxMessageBytes)
+	conn := newWSConn(ws, c, r.RemoteAddr)
+	ws.mu.Lock()
+	if ws.closed {
+		ws.mu.Unlock()
+		_ = c.Close(websocket.StatusGoingAway, "shutting down")
+		return
+	}
+	ws.conns[conn] = struct{}{}
+	ws.mu.Unlock()
+	ws.metrics.connections.Add(1)
+	defer func() {
+		ws.mu.Lock()
+		delete(ws.conns, conn)
+		ws.mu.Unlock()
+		ws.metrics.connections.Add(-1)
+	}()
+	conn.serve(id, authed)
+}
+
+// handshakeAuth reads credentials from the upgrade request: a bearer token
+// (Authorization header, or access_token in the query for browsers, which
+// cannot set headers on a WebSocket), or Basic user and password. No
+// credentials is not an error: authed is then false, unless anonymous
+// access is on.
+func (ws *WebSocket) handshakeAuth(r *http.Request) (identity, bool, error) {
+	h := r.Header.Get("Authorization")
+	switch {
+	case strings.HasPrefix(h, "Bearer "):
+		id, err := ws.verifyToken(strings.TrimPrefix(h, "Bearer "))
+		return id, err == nil, err
+	case strings.HasPrefix(h, "Basic "):
+		raw, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(h, "Basic "))
+		if err != nil {
+			return identity{}, false, errors.New("malformed Basic credentials")
+		}
+		user, pass, ok := strings.Cut(string(raw), ":")
+		if !ok {
+			return identity{}, false, errors.New("malformed Basic credentials")
+		}
+		id, err := ws.verifyPassword(user, pass, r.RemoteAddr)
+		return id, err == nil, err
+	case h != "":
+		return identity{}, false, errors.New("unsupported Authorization scheme")
+	}
+	if tok := r.URL.Query().Get("access_token"); tok != "" {
+		id, err := ws.verifyToken(tok)
+		return id, err == nil, err
+	}
+	return identity{}, false, nil
+}
+
+func (ws *WebSocket) verifyToken(tok string) (identity, error) {
+	claims, err := ws.jwt.VerifyJWT(tok)
+	if err != nil {
+		return identity{}, err
+	}
+	return identity{clientID: claims.Subject, broadcast: claims.Broadcast || ws.mayBroadcast(claims.Subject)}, nil
+}
+
+func (ws *WebSocket) verifyPassword(user, pass, remote string) (identity, error) {
+	if ws.users == nil {
+		return identity{}, errors.New("password logins are not configured")
+	}
+	addr, _ := net.ResolveTCPAddr("tcp", remote)
+	var a net.Addr
+	if addr != nil {
+		a = addr
+	}
+	if _, err := ws.users.Authenticate(user, pass, a); err != nil {
+		return identity{}, err
+	}
+	return identity{clientID: user, broadcast: ws.mayBroadcast(user)}, nil
+}
+
+func (ws *WebSocket) mayBroadcast(user string) bool {
+	return slices.Contains(ws.opts.BroadcastUsers, "*") || slices.Contains(ws.opts.BroadcastUsers, user)
+}
+
+// Shutdown closes every session with 1001 going away (close handshake
+// included) and waits for them, at most until ctx ends.
+func (ws *WebSocket) Shutdown(ctx context.Context) {
+	ws.mu.Lock()
+	ws.closed = true
+	conns := make([]*wsConn, 0, len(ws.conns))
+	for c := range ws.conns {
+		conns = append(conns, c)
+	}
+	ws.mu.Unlock()
+	for _, c := range conns {
+		c.closeWith(websocket.StatusGoingAway, "server shutting down")
+	}
+	done := make(chan struct{})
+	go func() { ws.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		ws.mu.Lock()
+		for c := range ws.conns {
+			_ = c.c.CloseNow()
+		}
+		ws.mu.Unlock()
+	}
+}
