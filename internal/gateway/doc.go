@@ -1,18 +1,32 @@
-// Package gateway is Wharf's HTTP adapter. Today it serves the operational
-// endpoints:
+// Package gateway is Wharf's HTTP adapter. It serves, on the HTTP listener:
 //
 //	GET /healthz  200 {"status":"ok"} while the process is serving
 //	GET /readyz   200 {"status":"ready"} when ready, 503 {"status":"not_ready"} otherwise
 //	GET /metrics  Prometheus metrics from the injected registry
+//	GET /ws       the WebSocket protocol of docs/websocket.md
 //
-// The rest of the gateway (REST, WebSocket and gRPC access to topics and
-// queues) comes later and will be added here, beside these routes.
+// The WebSocket endpoint (ws*.go) keeps one session per connection: a hub
+// registration (package hub) for messages between clients and groups,
+// topic subscriptions that read partitions through the service (package
+// service) and push records, and queue subscriptions that are consumers
+// of the core's queues. Frames are encoded by package wsproto.
 //
 // Invariants:
-//   - Every dependency (logger, registry, readiness) is passed to NewHandler;
-//     the package holds no package-level state.
-//   - Every response except /metrics is JSON. Errors have the body
-//     {"code":"...","message":"..."}, with code one of not_found or
-//     method_not_allowed.
-//   - The handler never blocks on the broker: readiness is a cheap func.
+//   - Every dependency (logger, registry, readiness, service, users) is
+//     passed to NewHandler or NewWebSocket; the package holds no
+//     package-level state.
+//   - The gateway calls the core through package service and never the
+//     other way round.
+//   - Nothing a client sends can make the server buffer without bound: a
+//     connection's outbound frames are capped (a client past the cap is
+//     closed with 4001), topic subscriptions read only while the cap has
+//     room, queue subscriptions are bounded by their prefetch, and
+//     requests waiting for durability are bounded per connection.
+//   - Every HTTP response except /metrics is JSON. Errors have the body
+//     {"code":"...","message":"..."}.
+//
+// Lock order in a WebSocket session: a queue's lock (deliveries run under
+// it) before the subscription's and then the connection's outbox lock;
+// the outbox lock is never held while calling into the hub, the core or the
+// WebSocket library.
 package gateway

@@ -6,15 +6,40 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/wharfmq/wharf/internal/auth"
+	"github.com/wharfmq/wharf/internal/gateway/service"
 )
 
-// NewHandler returns the gateway's HTTP handler. reg is served at /metrics;
-// ready reports whether the process accepts traffic, for /readyz; ws, when
-// not nil, is served at /ws. A nil logger discards logs; reg and ready must
-// not be nil.
-func NewHandler(logger *slog.Logger, reg *prometheus.Registry, ready func() bool, ws *WebSocket) http.Handler {
+// Options are what the gateway's HTTP handler serves.
+type Options struct {
+	// Logger logs requests (at debug level) and errors; nil discards.
+	Logger *slog.Logger
+	// Registry is served at /metrics; nil serves an empty registry.
+	Registry *prometheus.Registry
+	// Ready reports whether the process accepts traffic, for /readyz;
+	// nil means always.
+	Ready func() bool
+	// WebSocket, when not nil, is served at /ws.
+	WebSocket *WebSocket
+	// Service is the core as the REST and gRPC faces use it; Users
+	// authenticates their callers. Nil disables those faces.
+	Service *service.Service
+	Users   *auth.Store
+}
+
+// NewHandler returns the gateway's HTTP handler.
+func NewHandler(o Options) http.Handler {
+	logger := o.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
+	}
+	reg, ready, ws := o.Registry, o.Ready, o.WebSocket
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	if ready == nil {
+		ready = func() bool { return true }
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/healthz", getOnly(logger, healthz(logger)))

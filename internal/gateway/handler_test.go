@@ -20,7 +20,7 @@ func newServer(t *testing.T, ready func() bool) *httptest.Server {
 	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "wharf_test_total", Help: "A test counter."})
 	c.Add(3)
 	reg.MustRegister(c)
-	srv := httptest.NewServer(NewHandler(nil, reg, ready, nil))
+	srv := httptest.NewServer(NewHandler(Options{Registry: reg, Ready: ready}))
 	t.Cleanup(srv.Close)
 	return srv
 }

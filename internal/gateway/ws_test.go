@@ -43,7 +43,7 @@ func newWSEnv(t *testing.T, opts WSOptions) *wsEnv {
 	}
 	svc := service.New(b, nil, service.Options{AutoCreateTopics: true, DefaultPartitions: 1})
 	ws := NewWebSocket(svc, users, auth.NewJWTVerifierKeys(testSecret, nil), opts, nil)
-	srv := httptest.NewServer(NewHandler(nil, nil, func() bool { return true }, ws))
+	srv := httptest.NewServer(NewHandler(Options{WebSocket: ws, Service: svc, Users: users}))
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

@@ -85,11 +85,15 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (err error
 			collectors.NewGoCollector(),
 			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		)
-		ws, err := newWebSocket(cfg, b, users, logger)
+		svc := newGatewayService(cfg, b, logger)
+		ws, err := newWebSocket(cfg, svc, users, logger)
 		if err != nil {
 			return err
 		}
-		httpSrv, err = startHTTP(cfg.HTTPListen, gateway.NewHandler(logger, reg, ready.Load, ws), logger)
+		h := gateway.NewHandler(gateway.Options{
+			Logger: logger, Registry: reg, Ready: ready.Load, WebSocket: ws, Service: svc, Users: users,
+		})
+		httpSrv, err = startHTTP(cfg.HTTPListen, h, logger)
 		if err != nil {
 			return err
 		}

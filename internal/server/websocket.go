@@ -12,17 +12,21 @@ import (
 	"github.com/wharfmq/wharf/internal/gateway/service"
 )
 
-// newWebSocket builds the gateway's /ws endpoint from the configuration.
-func newWebSocket(cfg config.Config, b *broker.Broker, users *auth.Store, logger *slog.Logger) (*gateway.WebSocket, error) {
-	jwt, err := auth.NewJWTVerifier(cfg.WebSocket.JWTSecretFile, cfg.WebSocket.JWTPublicKeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("websocket: %w", err)
-	}
-	svc := service.New(b, logger.With("component", "gateway"), service.Options{
+// newGatewayService is the core as the gateway's faces see it.
+func newGatewayService(cfg config.Config, b *broker.Broker, logger *slog.Logger) *service.Service {
+	return service.New(b, logger.With("component", "gateway"), service.Options{
 		AutoCreateTopics:  cfg.AutoCreateTopics,
 		DefaultPartitions: int32(cfg.DefaultPartitions),
 		MaxMessageBytes:   min(cfg.WebSocket.MaxMessageBytes, cfg.Storage.MaxMessageBytes),
 	})
+}
+
+// newWebSocket builds the gateway's /ws endpoint from the configuration.
+func newWebSocket(cfg config.Config, svc *service.Service, users *auth.Store, logger *slog.Logger) (*gateway.WebSocket, error) {
+	jwt, err := auth.NewJWTVerifier(cfg.WebSocket.JWTSecretFile, cfg.WebSocket.JWTPublicKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("websocket: %w", err)
+	}
 	return gateway.NewWebSocket(svc, users, jwt, gateway.WSOptions{
 		PingInterval:    cfg.WebSocket.PingInterval,
 		MaxMessageBytes: int64(cfg.WebSocket.MaxMessageBytes),
