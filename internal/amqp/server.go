@@ -194,3 +194,10 @@ func (s *Server) serverProperties() map[string]any {
 		},
 	}
 }
+
+// Connections returns the number of open client connections.
+func (s *Server) Connections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}

@@ -38,6 +38,9 @@ type Options struct {
 	// durable queue keeps in memory; beyond it, messages stay in the
 	// queue's log until delivered. Zero means 64 MiB, negative no limit.
 	QueueMemoryBytes int64
+	// ObserveSync, when not nil, is told the duration of every fsync of a
+	// log segment (topics, queues and the broker's own logs).
+	ObserveSync func(time.Duration)
 }
 
 // Broker is the protocol-neutral core: it owns the metadata state machine
@@ -141,7 +144,7 @@ func Open(opts Options) (*Broker, error) {
 }
 
 func (b *Broker) storageOptions() storage.Options {
-	return storage.Options{FS: b.opts.FS, Now: b.opts.Now, Logger: b.logger}
+	return storage.Options{FS: b.opts.FS, Now: b.opts.Now, Logger: b.logger, ObserveSync: b.opts.ObserveSync}
 }
 
 func (b *Broker) load() error {

@@ -28,6 +28,8 @@ type Partition struct {
 
 	mu        sync.Mutex // serialises idempotent appends with their checks
 	producers map[int64]*producerState
+
+	stats flowCounters
 }
 
 // Append validates and appends whole RecordBatch v2 batches, rewriting their
@@ -66,7 +68,11 @@ func (p *Partition) Produce(batches []byte) (AppendResult, Pending, error) {
 	}
 	pid := first.ProducerID()
 	if pid < 0 {
-		return p.log.AppendAsync(batches)
+		res, pending, err := p.log.AppendAsync(batches)
+		if err == nil {
+			p.stats.in(res.LastOffset-res.BaseOffset+1, len(batches))
+		}
+		return res, pending, err
 	}
 	if len(first) != len(batches) {
 		return AppendResult{}, Pending{}, fmt.Errorf("%w: an idempotent produce must carry one batch per partition", ErrInvalidRecord)
@@ -94,6 +100,7 @@ func (p *Partition) Produce(batches []byte) (AppendResult, Pending, error) {
 	if err != nil {
 		return res, pending, err
 	}
+	p.stats.in(res.LastOffset-res.BaseOffset+1, len(batches))
 	st.record(epoch, producerBatch{
 		firstSeq: firstSeq, lastSeq: lastSeq, base: res.BaseOffset, last: res.LastOffset,
 		logAppendTime: res.LogAppendTime, pending: pending,
@@ -133,7 +140,11 @@ func discarded(pending Pending) bool {
 // Read returns stored batches from the one holding offset; the caller must
 // Release the result.
 func (p *Partition) Read(offset int64, maxBytes int) (ReadResult, error) {
-	return p.log.Read(offset, maxBytes)
+	res, err := p.log.Read(offset, maxBytes)
+	if err == nil {
+		p.stats.bytesOut.Add(int64(res.Len()))
+	}
+	return res, err
 }
 
 // Wait blocks until data at offset can be read, or ctx is done.

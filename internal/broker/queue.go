@@ -75,6 +75,8 @@ type Queue struct {
 	memLimit int64
 	resident int64
 	toPage   []*queued
+
+	stats flowCounters
 }
 
 func newQueue(info QueueInfo, store *queueStore, recovered []*queued, memLimit int64) *Queue {
@@ -158,6 +160,7 @@ func (q *Queue) enqueue(msg *Message, batch []byte) (storage.Pending, error) {
 	q.seq++
 	m.seq = q.seq
 	q.ready.push(m)
+	q.stats.in(1, len(msg.Body))
 	q.resident += msg.size()
 	if m.offset >= 0 && q.memLimit > 0 && q.resident > q.memLimit {
 		q.toPage = append(q.toPage, m)
@@ -200,6 +203,7 @@ func (q *Queue) popLocked() *queued {
 		if m.offset >= 0 && q.store != nil {
 			q.store.noteDelivered(m.offset)
 		}
+		q.stats.out(1, len(m.msg.Body))
 		return m
 	}
 	return nil

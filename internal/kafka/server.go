@@ -182,3 +182,10 @@ func advertised(adv string, addr net.Addr) (string, int32, error) {
 	}
 	return host, int32(port), nil
 }
+
+// Connections returns the number of open client connections.
+func (s *Server) Connections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}

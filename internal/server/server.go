@@ -17,6 +17,7 @@ import (
 	"github.com/wharfmq/wharf/internal/broker"
 	"github.com/wharfmq/wharf/internal/config"
 	"github.com/wharfmq/wharf/internal/gateway"
+	"github.com/wharfmq/wharf/internal/metrics"
 )
 
 // readHeaderTimeout bounds how long a client may take to send request
@@ -40,12 +41,14 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (err error
 		return fmt.Errorf("configuration: %w", err)
 	}
 
+	fsyncs := metrics.NewFsyncHistogram()
 	b, err := broker.Open(broker.Options{
 		DataDir:                cfg.DataDir,
 		Logger:                 logger,
 		LogDefaults:            logDefaults,
 		RetentionCheckInterval: cfg.Storage.RetentionCheckInterval,
 		QueueMemoryBytes:       cfg.AMQPQueueMemoryBytes,
+		ObserveSync:            metrics.ObserveFsync(fsyncs),
 	})
 	if err != nil {
 		return fmt.Errorf("opening broker in %s: %w", cfg.DataDir, err)
@@ -58,6 +61,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (err error
 		logger.Info("broker closed")
 	}()
 
+	collector := metrics.NewCollector(b)
 	users := auth.NewDefaultStore()
 	var amqpSrv *amqpListener
 	if cfg.AMQPListen != "" {
@@ -65,6 +69,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (err error
 		if err != nil {
 			return err
 		}
+		collector.SetConnections("amqp", amqpSrv.srv.Connections)
 		defer amqpSrv.shutdown(cfg.ShutdownTimeout, logger)
 	}
 
@@ -74,6 +79,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (err error
 		if err != nil {
 			return err
 		}
+		collector.SetConnections("kafka", kafkaSrv.srv.Connections)
 		defer kafkaSrv.shutdown(cfg.ShutdownTimeout, logger)
 	}
 
@@ -84,12 +90,22 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (err error
 		reg.MustRegister(
 			collectors.NewGoCollector(),
 			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+			fsyncs,
+			collector,
 		)
 		svc := newGatewayService(cfg, b, logger)
 		ws, err := newWebSocket(cfg, svc, users, logger)
 		if err != nil {
 			return err
 		}
+		collector.SetConnections("websocket", func() int { return int(ws.Stats().Connections) })
+		collector.SetWebSocket(func() metrics.WebSocketStats {
+			s := ws.Stats()
+			return metrics.WebSocketStats{
+				FramesIn: s.FramesIn, Fanout: s.Fanout, RecordsOut: s.RecordsOut, DeliveriesOut: s.DeliveriesOut,
+				Produced: s.Produced, Published: s.Published, SlowClients: s.SlowClients, AuthFailures: s.AuthFailures,
+			}
+		})
 		h := gateway.NewHandler(gateway.Options{
 			Logger: logger, Registry: reg, Ready: ready.Load, WebSocket: ws, Service: svc, Users: users,
 		})

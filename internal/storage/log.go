@@ -22,6 +22,9 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives the log's own logs; nil discards them.
 	Logger *slog.Logger
+	// ObserveSync, when not nil, is told how long each fsync of a
+	// segment took (for a latency histogram). It must not block.
+	ObserveSync func(time.Duration)
 }
 
 func (o Options) withDefaults() Options {
@@ -41,10 +44,11 @@ func (o Options) withDefaults() Options {
 // stored as a directory of segments. It has one writer at a time (appends
 // are serialised by its mutex) and any number of concurrent readers.
 type Log struct {
-	dir    string
-	fs     FS
-	now    func() time.Time
-	logger *slog.Logger
+	dir         string
+	fs          FS
+	now         func() time.Time
+	logger      *slog.Logger
+	observeSync func(time.Duration) // nil: not observed
 
 	mu       sync.Mutex
 	cfg      LogConfig
@@ -86,7 +90,7 @@ func Open(dir string, cfg LogConfig, opts Options) (*Log, error) {
 	}
 	opts = opts.withDefaults()
 	l := &Log{
-		dir: dir, fs: opts.FS, now: opts.Now, logger: opts.Logger.With("log", dir), cfg: cfg,
+		dir: dir, fs: opts.FS, now: opts.Now, logger: opts.Logger.With("log", dir), cfg: cfg, observeSync: opts.ObserveSync,
 		hwCh: make(chan struct{}), kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	if err := l.fs.MkdirAll(dir, 0o755); err != nil {

@@ -78,13 +78,13 @@ func (l *Log) syncRound(final bool) error {
 
 	var err error
 	for _, s := range sealed {
-		if err = s.file.Sync(); err != nil {
+		if err = l.timedSync(s); err != nil {
 			err = fmt.Errorf("fsync %s: %w", s.path, err)
 			break
 		}
 	}
 	if err == nil && syncActive {
-		if err = active.file.Sync(); err != nil {
+		if err = l.timedSync(active); err != nil {
 			err = fmt.Errorf("fsync %s: %w", active.path, err)
 		}
 	}
@@ -171,4 +171,15 @@ func (l *Log) cutBack(cause error) {
 	close(l.hwCh)
 	l.hwCh = make(chan struct{})
 	l.logger.Warn("log cut back to the last durable offset after a failed fsync", "offset", l.hw)
+}
+
+// timedSync fsyncs a segment file, telling ObserveSync how long it took.
+func (l *Log) timedSync(s *segment) error {
+	if l.observeSync == nil {
+		return s.file.Sync()
+	}
+	start := time.Now()
+	err := s.file.Sync()
+	l.observeSync(time.Since(start))
+	return err
 }

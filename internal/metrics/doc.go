@@ -1,0 +1,10 @@
+// Package metrics exports Wharf's state to Prometheus: connections per
+// protocol, traffic and offsets per topic partition, depth, unacknowledged
+// messages and traffic per queue, consumer-group lag, fsync latency and the
+// WebSocket gateway's counters.
+//
+// It reads the core and the listeners at scrape time (Collector) and keeps
+// only the fsync latency histogram, which storage feeds as fsyncs happen.
+// It holds no package-level state: the server creates one Collector and one
+// histogram and registers both.
+package metrics
