@@ -33,18 +33,7 @@ func runningServer(t *testing.T) (httpAddr, kafkaAddr, amqpAddr string) {
 			t.Errorf("Run: %v", err)
 		}
 	})
-	for _, e := range rec.waitFor(t, "wharf ready") {
-		if e.msg == "listening" {
-			switch e.attrs["listener"] {
-			case "http":
-				httpAddr = e.attrs["addr"]
-			case "kafka":
-				kafkaAddr = e.attrs["addr"]
-			case "amqp":
-				amqpAddr = e.attrs["addr"]
-			}
-		}
-	}
+	httpAddr, kafkaAddr, amqpAddr = listenAddrs(rec.waitFor(t, "wharf ready"))
 	go func() {
 		for range rec.ch { // keep the recorder from blocking the server
 		}

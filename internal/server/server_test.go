@@ -68,6 +68,24 @@ func (r *recorder) waitFor(t *testing.T, msg string) []entry {
 	return nil
 }
 
+// listenAddrs returns the addresses the listeners logged they bound.
+func listenAddrs(log []entry) (httpAddr, kafkaAddr, amqpAddr string) {
+	for _, e := range log {
+		if e.msg != "listening" {
+			continue
+		}
+		switch e.attrs["listener"] {
+		case "http":
+			httpAddr = e.attrs["addr"]
+		case "kafka":
+			kafkaAddr = e.attrs["addr"]
+		case "amqp":
+			amqpAddr = e.attrs["addr"]
+		}
+	}
+	return httpAddr, kafkaAddr, amqpAddr
+}
+
 func testConfig(t *testing.T) config.Config {
 	t.Helper()
 	cfg := config.Default()
@@ -100,19 +118,7 @@ func TestRunServesAndShutsDown(t *testing.T) {
 	go func() { done <- Run(ctx, testConfig(t), slog.New(rec)) }()
 
 	startup := rec.waitFor(t, "wharf ready")
-	var addr, kafkaAddr, amqpAddr string
-	for _, e := range startup {
-		if e.msg == "listening" {
-			switch e.attrs["listener"] {
-			case "http":
-				addr = e.attrs["addr"]
-			case "kafka":
-				kafkaAddr = e.attrs["addr"]
-			case "amqp":
-				amqpAddr = e.attrs["addr"]
-			}
-		}
-	}
+	addr, kafkaAddr, amqpAddr := listenAddrs(startup)
 	if addr == "" || strings.HasSuffix(addr, ":0") {
 		t.Fatalf("no bound http address logged (got %q) in %+v", addr, startup)
 	}
