@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/wharfmq/wharf/internal/auth"
+	"github.com/wharfmq/wharf/internal/gateway/console"
 	"github.com/wharfmq/wharf/internal/gateway/service"
 )
 
@@ -50,6 +51,7 @@ func NewHandler(o Options) http.Handler {
 	})))
 	if ws != nil {
 		mux.Handle("/ws", getOnly(logger, ws))
+		mux.Handle(console.Path, getOnly(logger, console.Handler(notFound(logger))))
 	}
 	mux.Handle("/", notFound(logger))
 	return accessLog(logger, mux)
