@@ -4,6 +4,14 @@
 //	GET /readyz   200 {"status":"ready"} when ready, 503 {"status":"not_ready"} otherwise
 //	GET /metrics  Prometheus metrics from the injected registry
 //	GET /ws       the WebSocket protocol of docs/websocket.md
+//	GET /api/openapi.json  the OpenAPI 3.0 document of the REST face
+//	/api/v1/...   the REST face (rest*.go), JSON with HTTP Basic logins:
+//	              server; topics (list, create, describe, delete, configs,
+//	              partitions); POST topics/{t}/records (produce) and GET
+//	              topics/{t}/partitions/{p}/records (fetch, long poll);
+//	              groups (list, describe, delete, offsets read and commit);
+//	              vhosts/{v}/exchanges/{x}/publish and queues/{q}/get; vhosts,
+//	              exchanges, queues, bindings and users (list, declare, delete)
 //
 // The WebSocket endpoint (ws*.go) keeps one session per connection: a hub
 // registration (package hub) for messages between clients and groups,

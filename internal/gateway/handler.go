@@ -53,6 +53,7 @@ func NewHandler(o Options) http.Handler {
 		mux.Handle("/ws", getOnly(logger, ws))
 		mux.Handle(console.Path, getOnly(logger, console.Handler(notFound(logger))))
 	}
+	mountREST(mux, o, logger)
 	mux.Handle("/", notFound(logger))
 	return accessLog(logger, mux)
 }
