@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/wharfmq/wharf/internal/buildinfo"
+	"github.com/wharfmq/wharf/internal/cli"
 )
 
 // newRootCmd builds the command tree. lookupEnv reads the environment
@@ -24,5 +25,6 @@ func newRootCmd(info buildinfo.Info, lookupEnv func(string) (string, bool)) *cob
 		return fmt.Errorf("%w (see '%s --help')", err, cmd.CommandPath())
 	})
 	root.AddCommand(newServeCmd(info, lookupEnv), newVersionCmd(info), newBenchCmd())
+	root.AddCommand(cli.Commands(lookupEnv)...)
 	return root
 }
