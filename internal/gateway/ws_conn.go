@@ -97,13 +97,28 @@ func (c *wsConn) busy() bool {
 	return c.outBytes > c.lowMark()
 }
 
-// waitRoom blocks until the outbox is at or below its low mark.
-func (c *wsConn) waitRoom(ctx context.Context) error {
+// sendFlow queues a frame of a subscription: it waits, instead of closing
+// the connection, until the frame fits under the outbox's low mark (or the
+// outbox is empty), so subscriptions never push a connection past its
+// bound; a slow reader makes them lag. It returns false when the
+// connection is closing or ctx ends.
+func (c *wsConn) sendFlow(ctx context.Context, f wsproto.Frame) bool {
 	for {
 		c.mu.Lock()
-		if c.outBytes <= c.lowMark() {
+		if c.closing {
 			c.mu.Unlock()
-			return nil
+			return false
+		}
+		if c.outBytes == 0 || c.outBytes+len(f.Data) <= c.lowMark() {
+			c.out = append(c.out, f)
+			c.outBytes += len(f.Data)
+			start := !c.writing
+			c.writing = true
+			c.mu.Unlock()
+			if start {
+				go c.writer()
+			}
+			return true
 		}
 		if c.room == nil {
 			c.room = make(chan struct{})
@@ -113,7 +128,7 @@ func (c *wsConn) waitRoom(ctx context.Context) error {
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return ctx.Err()
+			return false
 		}
 	}
 }

@@ -130,16 +130,13 @@ func (c *wsConn) subscribeTopic(req *wsproto.Request) {
 	}
 }
 
-// run pushes one partition's records from offset on, holding back while
-// the connection's outbox is above its low mark, so a slow client lags
-// rather than growing memory.
+// run pushes one partition's records from offset on, each waiting for
+// room in the connection's outbox (sendFlow), so a slow client lags rather
+// than growing memory or being disconnected.
 func (ts *topicSub) run(ctx context.Context, partition int32, offset int64) {
 	defer ts.wg.Done()
 	svc := ts.c.ws.svc
 	for ctx.Err() == nil {
-		if err := ts.c.waitRoom(ctx); err != nil {
-			return
-		}
 		recs, next, err := svc.Fetch(ts.topic, partition, offset, fetchBytes)
 		if err != nil {
 			e := service.AsError(err)
@@ -166,7 +163,7 @@ func (ts *topicSub) run(ctx context.Context, partition int32, offset int64) {
 		}
 		for _, r := range recs {
 			f := wsproto.EncodeRecord(recordFrame(ts.id, r), ts.binary)
-			if !ts.c.Send(f) {
+			if !ts.c.sendFlow(ctx, f) {
 				return
 			}
 			ts.c.ws.metrics.recordsOut.Add(1)

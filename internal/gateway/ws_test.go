@@ -624,3 +624,36 @@ func TestWSSlowClientIsClosed(t *testing.T) {
 	other.next("welcome")
 	other.ok(map[string]any{"type": "ping"})
 }
+
+// TestWSSubscriptionLagsInsteadOfOverflowing reads a topic much larger
+// than the outbox through a connection that reads slowly: the subscription
+// waits for room, so every record arrives and the client is not closed.
+func TestWSSubscriptionLagsInsteadOfOverflowing(t *testing.T) {
+	e := newWSEnv(t, WSOptions{OutboxBytes: 16 << 10})
+	if _, err := e.b.CreateTopic(t.Context(), "big", 3, nil); err != nil {
+		t.Fatal(err)
+	}
+	const n = 6000
+	recs := make([]service.ProduceRecord, n)
+	for i := range recs {
+		recs[i] = service.ProduceRecord{Partition: int32(i % 3), Value: []byte(fmt.Sprintf("%05d-%s", i, strings.Repeat("v", 100)))}
+	}
+	if _, err := e.svc.Produce(t.Context(), "big", recs); err != nil {
+		t.Fatal(err)
+	}
+	c := e.dial(t, basicAuth("alice", "wonderland"))
+	c.next("welcome")
+	c.ok(map[string]any{"type": "subscribe", "topic": "big", "from": "earliest"})
+	seen := map[string]bool{}
+	for len(seen) < n {
+		m := c.next("record")
+		seen[m["value"].(string)[:5]] = true
+		if len(seen)%500 == 0 {
+			time.Sleep(5 * time.Millisecond) // a slow reader
+		}
+	}
+	if s := e.ws.metrics.slowClients.Load(); s != 0 {
+		t.Fatalf("%d slow-client closes", s)
+	}
+	c.ok(map[string]any{"type": "ping"})
+}
