@@ -9,6 +9,7 @@ import (
 
 	"github.com/wharfmq/wharf/internal/auth"
 	"github.com/wharfmq/wharf/internal/gateway/console"
+	"github.com/wharfmq/wharf/internal/gateway/grpcapi"
 	"github.com/wharfmq/wharf/internal/gateway/service"
 )
 
@@ -54,6 +55,7 @@ func NewHandler(o Options) http.Handler {
 		mux.Handle(console.Path, getOnly(logger, console.Handler(notFound(logger))))
 	}
 	mountREST(mux, o, logger)
+	grpcapi.Mount(mux, grpcapi.Options{Service: o.Service, Users: o.Users, Logger: logger})
 	mux.Handle("/", notFound(logger))
 	return accessLog(logger, mux)
 }

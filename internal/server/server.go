@@ -164,10 +164,15 @@ func startHTTP(addr string, h http.Handler, logger *slog.Logger) (*httpListener,
 			Handler:           h,
 			ReadHeaderTimeout: readHeaderTimeout,
 			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+			// HTTP/1.1 and, for gRPC clients, HTTP/2 without TLS (h2c
+			// with prior knowledge) on the same port.
+			Protocols: new(http.Protocols),
 		},
 		errs: make(chan error, 1),
 		done: make(chan struct{}),
 	}
+	l.srv.Protocols.SetHTTP1(true)
+	l.srv.Protocols.SetUnencryptedHTTP2(true)
 	go func() {
 		defer close(l.done)
 		if err := l.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
