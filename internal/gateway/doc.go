@@ -12,6 +12,9 @@
 //	              groups (list, describe, delete, offsets read and commit);
 //	              vhosts/{v}/exchanges/{x}/publish and queues/{q}/get; vhosts,
 //	              exchanges, queues, bindings and users (list, declare, delete)
+//	/wharf.v1.*   the gRPC face (package grpcapi, connect-go: gRPC, gRPC-Web
+//	              and Connect, h2c on a plain listener)
+//	GET /console/ a small live console page on /ws (package console)
 //
 // The WebSocket endpoint (ws*.go) keeps one session per connection: a hub
 // registration (package hub) for messages between clients and groups,
@@ -27,10 +30,10 @@
 //     other way round.
 //   - Nothing a client sends can make the server buffer without bound: a
 //     connection's outbound frames are capped (a client past the cap is
-//     closed with 4001), topic subscriptions read only while the cap has
-//     room, queue subscriptions are bounded by their prefetch, and
+//     closed with 4001), topic subscriptions wait for room under the cap, queue subscriptions are bounded by their prefetch, and
 //     requests waiting for durability are bounded per connection.
-//   - Every HTTP response except /metrics is JSON. Errors have the body
+//   - Every HTTP response except /metrics, /console/ and the gRPC face's
+//     is JSON. Errors have the body
 //     {"code":"...","message":"..."}.
 //
 // Lock order in a WebSocket session: a queue's lock (deliveries run under
