@@ -7,12 +7,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
+	"path"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/coder/websocket"
+	"github.com/gorilla/websocket"
 
 	"github.com/wharfmq/wharf/internal/auth"
 	"github.com/wharfmq/wharf/internal/gateway/hub"
@@ -22,11 +24,15 @@ import (
 
 // Close codes of the WebSocket protocol beyond RFC 6455's (docs/websocket.md).
 const (
-	CloseAuthTimeout websocket.StatusCode = 4000 // no auth request in time
-	CloseSlowClient  websocket.StatusCode = 4001 // the outbox overflowed
-	CloseAuthFailed  websocket.StatusCode = 4003 // an auth request was refused
-	ClosePingTimeout websocket.StatusCode = 4008 // no pong to a ping in time
+	CloseAuthTimeout = 4000 // no auth request in time
+	CloseSlowClient  = 4001 // the outbox overflowed
+	CloseAuthFailed  = 4003 // an auth request was refused
+	ClosePingTimeout = 4008 // no pong to a ping in time
 )
+
+// readBufferSize is each connection's read buffer. Frames larger than it
+// are read in pieces; keeping it small keeps idle connections cheap.
+const readBufferSize = 1024
 
 // WSOptions configure the WebSocket endpoint.
 type WSOptions struct {
@@ -82,8 +88,8 @@ type WebSocket struct {
 	jwt     *auth.JWTVerifier
 	opts    WSOptions
 	logger  *slog.Logger
-	metrics *wsMetrics
-	accept  websocket.AcceptOptions
+	metrics  *wsMetrics
+	upgrader websocket.Upgrader
 
 	mu     sync.Mutex
 	conns  map[*wsConn]struct{}
@@ -102,13 +108,54 @@ func NewWebSocket(svc *service.Service, users *auth.Store, jwt *auth.JWTVerifier
 		svc: svc, hub: hub.New(), users: users, jwt: jwt, opts: opts, logger: logger,
 		metrics: newWSMetrics(), conns: map[*wsConn]struct{}{},
 	}
-	ws.accept.Subprotocols = []string{wsproto.Subprotocol}
-	if slices.Contains(opts.AllowedOrigins, "*") {
-		ws.accept.InsecureSkipVerify = true
-	} else {
-		ws.accept.OriginPatterns = opts.AllowedOrigins
+	ws.upgrader = websocket.Upgrader{
+		ReadBufferSize: readBufferSize,
+		// Write buffers are taken from a pool only while a frame is
+		// written, so an idle connection holds none.
+		WriteBufferPool:  &sync.Pool{},
+		Subprotocols:     []string{wsproto.Subprotocol},
+		CheckOrigin:      ws.checkOrigin,
+		HandshakeTimeout: 10 * time.Second,
+		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
+			ws.logger.Info("websocket handshake refused", "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"), "status", status, "err", reason)
+			code := service.CodeInvalid
+			if status == http.StatusForbidden {
+				code = service.CodeForbidden
+			}
+			writeError(ws.logger, w, status, code, reason.Error())
+		},
 	}
 	return ws
+}
+
+// checkOrigin admits requests without an Origin (non-browser clients),
+// from the listener's own host, or from an allowed origin: a host pattern
+// (path.Match, case-insensitive), a scheme://host pattern, or "*".
+func (ws *WebSocket) checkOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	for _, p := range ws.opts.AllowedOrigins {
+		if p == "*" {
+			return true
+		}
+		target := u.Host
+		if strings.Contains(p, "://") {
+			target = u.Scheme + "://" + u.Host
+		}
+		if ok, _ := path.Match(strings.ToLower(p), strings.ToLower(target)); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // Hub returns the sessions' hub, for the other faces to send to clients.
@@ -140,19 +187,17 @@ func (ws *WebSocket) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ws.mu.Unlock()
 	defer ws.wg.Done()
 
-	c, err := websocket.Accept(w, r, &ws.accept)
+	c, err := ws.upgrader.Upgrade(w, r, nil)
 	if err != nil {
-		// Accept has answered the request (403 for a refused origin, 400
-		// for a bad handshake).
-		ws.logger.Info("websocket handshake refused", "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"), "err", err)
-		return
+		return // Upgrade has answered (403 for a refused origin, 400 for a bad handshake)
 	}
 	c.SetReadLimit(ws.opts.MaxMessageBytes)
 	conn := newWSConn(ws, c, r.RemoteAddr)
 	ws.mu.Lock()
 	if ws.closed {
 		ws.mu.Unlock()
-		_ = c.Close(websocket.StatusGoingAway, "shutting down")
+		_ = c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "shutting down"), time.Now().Add(time.Second))
+		_ = c.Close()
 		return
 	}
 	ws.conns[conn] = struct{}{}
@@ -237,7 +282,7 @@ func (ws *WebSocket) Shutdown(ctx context.Context) {
 	}
 	ws.mu.Unlock()
 	for _, c := range conns {
-		c.closeWith(websocket.StatusGoingAway, "server shutting down")
+		c.closeWith(websocket.CloseGoingAway, "server shutting down")
 	}
 	done := make(chan struct{})
 	go func() { ws.wg.Wait(); close(done) }()
@@ -246,7 +291,7 @@ func (ws *WebSocket) Shutdown(ctx context.Context) {
 	case <-ctx.Done():
 		ws.mu.Lock()
 		for c := range ws.conns {
-			_ = c.c.CloseNow()
+			_ = c.c.Close()
 		}
 		ws.mu.Unlock()
 	}

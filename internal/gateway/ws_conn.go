@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/coder/websocket"
+	"github.com/gorilla/websocket"
 
 	"github.com/wharfmq/wharf/internal/gateway/hub"
 	"github.com/wharfmq/wharf/internal/gateway/wsproto"
@@ -37,11 +37,12 @@ type wsConn struct {
 	sess     atomic.Pointer[hub.Session]
 	authOnce sync.Once
 
-	mu       sync.Mutex
-	out      []wsproto.Frame
-	outBytes int
-	writing  bool
-	closing  bool
+	mu        sync.Mutex
+	out       []wsproto.Frame
+	outBytes  int
+	writing   bool
+	closing   bool
+	closeSent bool
 	room     chan struct{} // closed when outBytes falls to the low mark
 
 	subsMu sync.Mutex
@@ -49,6 +50,8 @@ type wsConn struct {
 	subSeq int
 
 	pingTimer *time.Timer
+	lastPing  atomic.Int64 // unix ns of the last ping sent; 0 before the first
+	lastPong  atomic.Int64 // unix ns of the last pong received
 	inflight  sync.WaitGroup // produce and publish replies still waiting
 	sem       chan struct{}  // bounds inflight; made on first use
 }
@@ -147,11 +150,12 @@ func (c *wsConn) writer() {
 		c.mu.Unlock()
 		n := 0
 		for i, f := range batch {
-			typ := websocket.MessageText
+			typ := websocket.TextMessage
 			if f.Binary {
-				typ = websocket.MessageBinary
+				typ = websocket.BinaryMessage
 			}
-			if err := c.c.Write(c.ctx, typ, f.Data); err != nil {
+			_ = c.c.SetWriteDeadline(time.Now().Add(writeTimeout))
+			if err := c.c.WriteMessage(typ, f.Data); err != nil {
 				c.cancel()
 				c.mu.Lock()
 				c.writing = false
@@ -180,50 +184,75 @@ func (c *wsConn) writer() {
 	}
 }
 
+// writeTimeout bounds one frame's write: a client that takes longer to
+// take a frame is not reading, and its outbox fills and closes it anyway.
+const writeTimeout = 30 * time.Second
+
 // schedulePing arms the next ping.
 func (c *wsConn) schedulePing() {
+	c.c.SetPongHandler(func(string) error {
+		c.lastPong.Store(time.Now().UnixNano())
+		return nil
+	})
 	c.pingTimer = time.AfterFunc(c.ws.opts.PingInterval, c.ping)
 }
 
-// ping sends a ping and waits up to a ping interval for the pong; no pong
-// closes the connection with 4008.
+// ping runs every ping interval: if the previous ping got no pong, the
+// client is gone (4008); otherwise it sends the next ping.
 func (c *wsConn) ping() {
 	if c.ctx.Err() != nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(c.ctx, c.ws.opts.PingInterval)
-	defer cancel()
-	if err := c.c.Ping(ctx); err != nil {
-		if c.ctx.Err() == nil {
-			c.ws.logger.Info("websocket client did not answer a ping; closing", "remote", c.remote)
-			c.closeNow(ClosePingTimeout, "no pong")
-		}
+	if sent := c.lastPing.Load(); sent != 0 && c.lastPong.Load() < sent {
+		c.ws.logger.Info("websocket client did not answer a ping; closing", "remote", c.remote)
+		c.closeNow(ClosePingTimeout, "no pong")
+		return
+	}
+	c.lastPing.Store(time.Now().UnixNano())
+	if err := c.c.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.ws.opts.PingInterval)); err != nil {
+		c.cancelAndClose()
 		return
 	}
 	c.pingTimer.Reset(c.ws.opts.PingInterval)
 }
 
-// closeWith starts the close handshake: no more frames are queued, what is
-// queued is dropped, the close frame goes out and the server waits for the
-// client's (at most CloseTimeout, the library's 5 s) before closing TCP.
-func (c *wsConn) closeWith(code websocket.StatusCode, reason string) {
+// cancelAndClose ends the connection at once, without a close frame.
+func (c *wsConn) cancelAndClose() {
 	c.mu.Lock()
 	c.closing = true
 	c.mu.Unlock()
-	_ = c.c.Close(code, reason)
 	c.cancel()
+	_ = c.c.Close()
 }
 
-// closeNow is closeWith for a client that is failing: the close frame is
-// sent but the handshake is not waited for beyond the library's bound.
-func (c *wsConn) closeNow(code websocket.StatusCode, reason string) {
+// closeWith starts the close handshake: no more frames are queued, the
+// close frame goes out, and TCP is closed when the client answers with its
+// own (the reader then ends) or after CloseTimeout.
+func (c *wsConn) closeWith(code int, reason string) {
+	c.mu.Lock()
+	already := c.closing && c.closeSent
+	c.closing, c.closeSent = true, true
+	c.mu.Unlock()
+	if already {
+		return
+	}
+	deadline := time.Now().Add(c.ws.opts.CloseTimeout)
+	if err := c.c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), deadline); err != nil {
+		c.cancelAndClose()
+		return
+	}
+	time.AfterFunc(c.ws.opts.CloseTimeout, c.cancelAndClose)
+}
+
+// closeNow is closeWith for a client that is failing.
+func (c *wsConn) closeNow(code int, reason string) {
 	c.closeWith(code, reason)
 }
 
 // closeAfterFlush is closeWith once what is already queued has been sent
 // (at most CloseTimeout), so that a last reply reaches the client before
 // the close frame.
-func (c *wsConn) closeAfterFlush(code websocket.StatusCode, reason string) {
+func (c *wsConn) closeAfterFlush(code int, reason string) {
 	c.mu.Lock()
 	c.closing = true
 	c.mu.Unlock()
@@ -258,16 +287,16 @@ func (c *wsConn) serve(id identity, authed bool) {
 		defer t.Stop()
 	}
 	for {
-		typ, data, err := c.c.Read(c.ctx)
+		typ, data, err := c.c.ReadMessage()
 		if err != nil {
-			if st := websocket.CloseStatus(err); st == -1 && !errors.Is(err, context.Canceled) {
+			if !websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway) && c.ctx.Err() == nil {
 				c.ws.logger.Debug("websocket read ended", "remote", c.remote, "err", err)
 			}
 			return
 		}
 		c.ws.metrics.framesIn.Add(1)
 		var req *wsproto.Request
-		if typ == websocket.MessageBinary {
+		if typ == websocket.BinaryMessage {
 			req, err = wsproto.DecodeBinary(data)
 		} else {
 			req, err = wsproto.Decode(data)
@@ -316,7 +345,7 @@ func (c *wsConn) finish() {
 		c.ws.hub.Remove(sess)
 	}
 	c.inflight.Wait()
-	_ = c.c.CloseNow()
+	_ = c.c.Close()
 }
 
 func randomID() string {

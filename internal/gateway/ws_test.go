@@ -657,3 +657,42 @@ func TestWSSubscriptionLagsInsteadOfOverflowing(t *testing.T) {
 	}
 	c.ok(map[string]any{"type": "ping"})
 }
+
+// TestWSPingTimeout: a client that does not answer pings (this one does not
+// read, so its library never sees them) is closed with 4008, while one
+// that reads keeps its connection.
+func TestWSPingTimeout(t *testing.T) {
+	e := newWSEnv(t, WSOptions{PingInterval: 100 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	mute, _, err := websocket.Dial(ctx, e.url, &websocket.DialOptions{HTTPHeader: basicAuth("alice", "wonderland")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mute.CloseNow()
+	live := e.dial(t, basicAuth("alice", "wonderland"))
+	live.next("welcome")
+	// Wait until the mute connection is gone from the hub: it was
+	// registered at once (Basic auth) and is removed when closed.
+	for {
+		if sessions, _, _ := e.ws.hub.Counts(); sessions == 1 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("the mute connection was never closed")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var status websocket.StatusCode = -1
+	for {
+		_, _, err := mute.Read(ctx)
+		if err != nil {
+			status = websocket.CloseStatus(err)
+			break
+		}
+	}
+	if status != ClosePingTimeout && status != -1 {
+		t.Fatalf("mute client closed with %d, want %d", status, ClosePingTimeout)
+	}
+	live.ok(map[string]any{"type": "ping"})
+}
