@@ -82,12 +82,12 @@ func (o *WSOptions) defaults() {
 // WebSocket is the /ws endpoint: the sessions' hub and what each session
 // reaches through the service.
 type WebSocket struct {
-	svc     *service.Service
-	hub     *hub.Hub
-	users   *auth.Store
-	jwt     *auth.JWTVerifier
-	opts    WSOptions
-	logger  *slog.Logger
+	svc      *service.Service
+	hub      *hub.Hub
+	users    *auth.Store
+	jwt      *auth.JWTVerifier
+	opts     WSOptions
+	logger   *slog.Logger
 	metrics  *wsMetrics
 	upgrader websocket.Upgrader
 

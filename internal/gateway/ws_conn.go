@@ -43,15 +43,15 @@ type wsConn struct {
 	writing   bool
 	closing   bool
 	closeSent bool
-	room     chan struct{} // closed when outBytes falls to the low mark
+	room      chan struct{} // closed when outBytes falls to the low mark
 
 	subsMu sync.Mutex
 	subs   map[string]subscription
 	subSeq int
 
 	pingTimer *time.Timer
-	lastPing  atomic.Int64 // unix ns of the last ping sent; 0 before the first
-	lastPong  atomic.Int64 // unix ns of the last pong received
+	lastPing  atomic.Int64   // unix ns of the last ping sent; 0 before the first
+	lastPong  atomic.Int64   // unix ns of the last pong received
 	inflight  sync.WaitGroup // produce and publish replies still waiting
 	sem       chan struct{}  // bounds inflight; made on first use
 }
