@@ -149,12 +149,12 @@ func (c *wsConn) writer() {
 		}
 		c.mu.Unlock()
 		n := 0
+		_ = c.c.SetWriteDeadline(time.Now().Add(writeTimeout))
 		for i, f := range batch {
 			typ := websocket.TextMessage
 			if f.Binary {
 				typ = websocket.BinaryMessage
 			}
-			_ = c.c.SetWriteDeadline(time.Now().Add(writeTimeout))
 			if err := c.c.WriteMessage(typ, f.Data); err != nil {
 				c.cancel()
 				c.mu.Lock()
@@ -184,8 +184,8 @@ func (c *wsConn) writer() {
 	}
 }
 
-// writeTimeout bounds one frame's write: a client that takes longer to
-// take a frame is not reading, and its outbox fills and closes it anyway.
+// writeTimeout bounds the writes of one batch of frames: a client that
+// takes longer is not reading, and its outbox fills and closes it anyway.
 const writeTimeout = 30 * time.Second
 
 // schedulePing arms the next ping.
