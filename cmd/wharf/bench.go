@@ -6,6 +6,9 @@ import (
 	"log/slog"
 	neturl "net/url"
 	"os"
+	"runtime"
+	"runtime/pprof"
+	"slices"
 	"strings"
 	"time"
 
@@ -19,7 +22,7 @@ func newBenchCmd() *cobra.Command {
 		Use:   "bench",
 		Short: "Measure a broker with Wharf's own load generators",
 	}
-	cmd.AddCommand(newBenchKafkaCmd(), newBenchAMQPCmd())
+	cmd.AddCommand(newBenchKafkaCmd(), newBenchAMQPCmd(), newBenchWSCmd())
 	return cmd
 }
 
@@ -194,4 +197,165 @@ With more than one, a last line gives each one's ratios to the first.`,
 	f.DurationVar(&o.Drain, "drain", 30*time.Second, "how long to wait for the consumer after producing")
 	f.DurationVar(&o.Linger, "linger", 0, "producer linger (franz-go's default is 10ms; 0 measures the broker, not the client's batching delay)")
 	return cmd
+}
+
+func newBenchWSCmd() *cobra.Command {
+	var (
+		o           bench.WSOptions
+		url         string
+		against     string
+		workDir     string
+		cpuProfile  string
+		heapProfile string
+	)
+	cmd := &cobra.Command{
+		Use:   "ws",
+		Short: "Fan messages out over WebSocket to many connections; print one JSON line per server",
+		Long: `Opens --connections WebSocket connections (github.com/coder/websocket, one
+reader goroutine each) and one publisher connection, all logged in with
+--user and --password (Basic), and prints one JSON line: messages sent,
+deliveries expected and received (lost after --drain), delivered msgs/s,
+p50/p99/max fan-out latency (each message carries its send time; every
+receiver measures its own delivery), and the server's memory before
+connecting, once the connections are idle, and per connection.
+
+--mode:
+  group      receivers join --groups groups (receiver i joins group i mod G);
+             the publisher sends {"type":"send","group":...} to them in turn
+  broadcast  the publisher broadcasts; its user needs the permission
+             (websocket.broadcast_users)
+  topic      receivers subscribe to a fresh topic from latest; the
+             publisher produces to it (acknowledged after fsync)
+  idle       connect, read the server's memory, disconnect
+
+--against lists the servers to measure in turn:
+  "child"     "wharf serve" from this binary as a child process, with only
+              its HTTP listener on a free loopback port, a temporary data dir
+              and --ws-broadcast-users '*': its memory is its own, read from
+              /proc/<pid>/status (RSS) and its /metrics (Go heap and stacks)
+  "embedded"  a Wharf in this process (no memory figures: they would include
+              the client's)
+  a ws:// URL  an external server; memory from the /metrics of the same
+              listener, RSS from /proc with --server-pid
+
+The bench raises its open-file limit (children inherit it). Connections
+beyond 25,000 to a loopback server use source addresses 127.0.0.2 and on.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			targets := strings.Split(against, ",")
+			if url != "" {
+				targets = []string{url}
+			}
+			// Each connection is a descriptor in the bench and one in the
+			// server; an embedded server is both in this process.
+			want := uint64(o.Connections + 64)
+			if slices.ContainsFunc(targets, func(t string) bool { return t == "embedded" || t == "wharf" }) {
+				want += uint64(o.Connections)
+			}
+			if got, err := bench.RaiseFileLimit(want); err != nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: raising the open-file limit: %v\n", err)
+			} else if got < want {
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: the open-file limit is %d, below the %d wanted, and the hard limit "+
+					"cannot be raised without CAP_SYS_RESOURCE: connections past it fail with \"too many open files\"\n", got, want)
+			}
+			logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+			enc := json.NewEncoder(cmd.OutOrStdout())
+			for i, name := range targets {
+				var t bench.WSTarget
+				var err error
+				switch name {
+				case "child":
+					exe, eerr := os.Executable()
+					if eerr != nil {
+						return eerr
+					}
+					t, err = bench.StartChildWharf(exe, workDir, nil, cmd.ErrOrStderr())
+				case "embedded", "wharf":
+					t, err = bench.StartEmbeddedWharfWS(workDir, logger)
+				default:
+					t = bench.WSTarget{Name: redactURL(name), URL: name, PID: o.ServerPID, Close: func() {}}
+					t.MetricsURL, err = bench.MetricsURLFor(name)
+				}
+				if err != nil {
+					return err
+				}
+				run := o
+				run.URL, run.ServerPID, run.MetricsURL = t.URL, t.PID, t.MetricsURL
+				suffix := ""
+				if len(targets) > 1 {
+					suffix = fmt.Sprintf(".%d", i)
+				}
+				stopCPU := func() {}
+				run.OnPhase = func(phase string) {
+					switch phase {
+					case "connected":
+						if heapProfile != "" {
+							if err := writeHeapProfile(heapProfile + suffix); err != nil {
+								logger.Warn("heap profile", "err", err)
+							}
+						}
+						if cpuProfile != "" {
+							f, err := os.Create(cpuProfile + suffix)
+							if err == nil {
+								err = pprof.StartCPUProfile(f)
+							}
+							if err != nil {
+								logger.Warn("cpu profile", "err", err)
+								return
+							}
+							stopCPU = func() { pprof.StopCPUProfile(); f.Close(); stopCPU = func() {} }
+						}
+					case "done":
+						stopCPU()
+					}
+				}
+				res, err := bench.RunWS(cmd.Context(), t.Name, run)
+				stopCPU()
+				t.Close()
+				if err != nil {
+					enc.Encode(res)
+					return fmt.Errorf("%s: %w", t.Name, err)
+				}
+				if err := enc.Encode(res); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&url, "url", "", "ws://host:port/ws of the server to measure (overrides --against)")
+	f.StringVar(&against, "against", "child", `comma-separated servers to measure in turn: "child", "embedded" or a ws:// URL`)
+	f.StringVar(&workDir, "work-dir", os.TempDir(), "where child and embedded servers keep their temporary data")
+	f.StringVar(&o.User, "user", "guest", "user the connections log in as (Basic)")
+	f.StringVar(&o.Password, "password", "guest", "its password")
+	f.StringVar(&o.Mode, "mode", bench.WSModeGroup, "group, broadcast, topic or idle")
+	f.IntVar(&o.Connections, "connections", 1000, "receiving connections")
+	f.IntVar(&o.Groups, "groups", 1, "group mode: groups the receivers are spread over; messages go to each in turn")
+	f.StringVar(&o.Topic, "topic", "", "topic mode: topic to use (default: a fresh one)")
+	f.IntVar(&o.Rate, "rate", 10, "messages per second (0: as fast as --window allows)")
+	f.Int64Var(&o.Count, "count", 0, "messages to send (0: send for --duration)")
+	f.DurationVar(&o.Duration, "duration", 10*time.Second, "how long to send when --count is 0")
+	f.IntVar(&o.Window, "window", 256, "requests the publisher may have unanswered")
+	f.DurationVar(&o.Drain, "drain", 15*time.Second, "how long to wait for replies and deliveries after the last send")
+	f.DurationVar(&o.Settle, "settle", 3*time.Second, "how long the connections stay idle before the server's memory is read")
+	f.IntVar(&o.DialConcurrency, "dial-concurrency", 200, "connections set up at once")
+	f.IntVar(&o.ServerPID, "server-pid", 0, "with --url: the server's process id, to read its RSS from /proc")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of this process over the sending phase (with --against embedded it includes the server)")
+	f.StringVar(&heapProfile, "heapprofile", "", "write a heap profile of this process once the connections are idle")
+	return cmd
+}
+
+// writeHeapProfile collects garbage and writes the live heap to path.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
