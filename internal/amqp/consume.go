@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"time"
 
 	"github.com/wharfmq/wharf/internal/amqp/wire"
 	"github.com/wharfmq/wharf/internal/broker"
@@ -115,13 +116,24 @@ func (ch *channel) cancel(m *wire.BasicCancel) error {
 	return ch.c.sendMethod(ch.id, &wire.BasicCancelOk{ConsumerTag: m.ConsumerTag})
 }
 
+// getDurableWait bounds how long basic.get waits for the next message's
+// fsync (a stored message is handed out only once durable) before it
+// answers get-empty; it stays under half the shortest heartbeat interval.
+const getDurableWait = 5 * time.Second
+
 // get is basic.get: get-ok with the next message, or get-empty.
 func (ch *channel) get(m *wire.BasicGet) error {
 	q, err := ch.queue(m.Queue)
 	if err != nil {
 		return err
 	}
-	d, ok := q.Get(m.NoAck)
+	wait := getDurableWait
+	if hb := ch.c.heartbeat; hb > 0 {
+		wait = min(wait, hb/2)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	d, ok := q.Get(ctx, m.NoAck)
+	cancel()
 	if !ok {
 		return ch.c.sendMethod(ch.id, &wire.BasicGetEmpty{})
 	}

@@ -37,6 +37,9 @@
 //     never served to a new one.
 //   - One broker process per data directory (an exclusive lock on
 //     <data-dir>/.lock).
+//   - A persistent message in a durable queue is delivered (to a consumer
+//     or basic.get) only once its append to the queue's log is durable; a
+//     message whose fsync failed is never delivered and never settled.
 //
 // # Lock order
 //

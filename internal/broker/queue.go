@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"sync"
@@ -33,6 +34,9 @@ type queued struct {
 	offset      int64    // offset in the queue's log, or -1 when not stored
 	redelivered bool
 	popped      bool // has left the ready list (delivered or purged)
+	// pending is the log append of a stored message until it is known to
+	// be durable (then it is zero): the message is not delivered before.
+	pending storage.Pending
 }
 
 // size is what a message's body and properties take in memory.
@@ -46,7 +50,11 @@ func (m *Message) size() int64 { return int64(len(m.Body) + len(m.Properties)) }
 // Invariants: ready messages go out in arrival order, requeued ones first
 // (they arrived before every message still ready, so the two lists never
 // interleave); a consumer's Deliver runs under mu, so it must neither block
-// nor call back into the queue or the broker.
+// nor call back into the queue or the broker. A stored message is handed
+// out only once its log append is durable, so a consumer never sees a
+// message that a failed fsync discarded (its publisher was not confirmed);
+// such messages are dropped without being settled, since later appends
+// reuse their offsets.
 type Queue struct {
 	Vhost      string
 	Name       string
@@ -76,6 +84,15 @@ type Queue struct {
 	resident int64
 	toPage   []*queued
 
+	// Durability: while stored messages wait for their fsync, one
+	// goroutine (awaitDurable) waits for the newest one's and then
+	// dispatches. lastPending is that newest append; lateSettle holds
+	// messages settled (purged) before they were durable, settled in the
+	// log once they are.
+	awaiting    bool
+	lastPending storage.Pending
+	lateSettle  []*queued
+
 	stats flowCounters
 }
 
@@ -100,26 +117,113 @@ func (q *Queue) ResidentBytes() int64 {
 }
 
 // pageOutLocked drops the bodies of ready stored messages that arrived over
-// the memory limit and whose appends are durable (below the log's high
-// watermark, so they can be read back).
+// the memory limit and whose appends are durable (so they can be read
+// back).
 func (q *Queue) pageOutLocked() {
 	if len(q.toPage) == 0 || q.store == nil {
 		return
 	}
-	_, hw, _ := q.store.log.Offsets()
 	keep := q.toPage[:0]
 	for _, m := range q.toPage {
-		switch {
-		case m.popped || m.msg == nil:
-		case m.offset < hw:
+		if m.popped || m.msg == nil {
+			continue
+		}
+		switch durable, discarded := q.durableLocked(m); {
+		case durable:
 			q.resident -= m.msg.size()
 			m.msg = nil
-		default:
+		case !discarded:
 			keep = append(keep, m)
 		}
 	}
 	clear(q.toPage[len(keep):])
 	q.toPage = keep
+}
+
+// durableLocked reports whether m may be delivered (it is not stored, or
+// its append is durable) and, if not, whether a failed fsync discarded it
+// for good.
+func (q *Queue) durableLocked(m *queued) (durable, discarded bool) {
+	if m.pending == (storage.Pending{}) {
+		return true, false
+	}
+	done, err := m.pending.Poll()
+	switch {
+	case !done:
+		return false, false
+	case err != nil:
+		return false, true
+	}
+	m.pending = storage.Pending{}
+	return true, false
+}
+
+// awaitDurable runs while stored messages of the queue wait for their
+// fsync. Appends are durable in order, so it waits for the newest one's,
+// then drops what a failed fsync discarded, settles what was purged
+// meanwhile and dispatches; it ends once no append is outstanding.
+func (q *Queue) awaitDurable() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for {
+		p := q.lastPending
+		q.mu.Unlock()
+		err := p.Wait(context.Background())
+		q.mu.Lock()
+		if q.closed {
+			q.awaiting, q.lastPending, q.lateSettle = false, storage.Pending{}, nil
+			return
+		}
+		if errors.Is(err, storage.ErrStorage) {
+			q.dropDiscardedLocked(err)
+		}
+		q.settleLateLocked()
+		q.dispatchLocked()
+		if q.lastPending == p {
+			q.awaiting, q.lastPending = false, storage.Pending{}
+			return
+		}
+	}
+}
+
+// dropDiscardedLocked removes from the ready list the messages whose
+// appends a failed fsync discarded.
+func (q *Queue) dropDiscardedLocked(cause error) {
+	var kept deque
+	dropped := 0
+	for q.ready.len() > 0 {
+		m := q.ready.pop()
+		if _, discarded := q.durableLocked(m); discarded {
+			m.popped = true
+			if m.msg != nil {
+				q.resident -= m.msg.size()
+			}
+			dropped++
+			continue
+		}
+		kept.push(m)
+	}
+	q.ready = kept
+	if dropped > 0 {
+		q.store.logger.Warn("messages whose fsync failed were dropped from the queue unconfirmed",
+			"queue", q.Name, "vhost", q.Vhost, "messages", dropped, "err", cause)
+	}
+}
+
+// settleLateLocked settles in the log the purged messages whose appends
+// have become durable, and forgets those a failed fsync discarded.
+func (q *Queue) settleLateLocked() {
+	keep := q.lateSettle[:0]
+	for _, m := range q.lateSettle {
+		switch durable, discarded := q.durableLocked(m); {
+		case durable:
+			q.store.settle(m.offset)
+		case !discarded:
+			keep = append(keep, m)
+		}
+	}
+	clear(q.lateSettle[len(keep):])
+	q.lateSettle = keep
 }
 
 // Ref names the queue for routing results.
@@ -156,6 +260,13 @@ func (q *Queue) enqueue(msg *Message, batch []byte) (storage.Pending, error) {
 			return storage.Pending{}, err
 		}
 		m.offset, p = off, pend
+		if done, _ := pend.Poll(); !done {
+			m.pending, q.lastPending = pend, pend
+			if !q.awaiting {
+				q.awaiting = true
+				go q.awaitDurable()
+			}
+		}
 	}
 	q.seq++
 	m.seq = q.seq
@@ -176,7 +287,8 @@ func (q *Queue) readyLocked() int { return len(q.requeued) + q.ready.len() }
 
 // popLocked takes the next ready message, reading a paged-out body back
 // from the log. A message that cannot be read back is logged and dropped;
-// nil means nothing readable is left.
+// one that a failed fsync discarded is dropped. nil means nothing can go
+// now: nothing is ready, or the next message is not durable yet.
 func (q *Queue) popLocked() *queued {
 	for q.readyLocked() > 0 {
 		var m *queued
@@ -185,9 +297,17 @@ func (q *Queue) popLocked() *queued {
 			q.requeued[0] = nil
 			q.requeued = q.requeued[1:]
 		} else {
+			durable, discarded := q.durableLocked(q.ready.peek())
+			if !durable && !discarded {
+				return nil // awaitDurable dispatches it once it is durable
+			}
 			m = q.ready.pop()
 			if m.msg != nil {
 				q.resident -= m.msg.size()
+			}
+			if discarded {
+				m.popped = true
+				continue
 			}
 		}
 		m.popped = true
@@ -263,29 +383,50 @@ func (q *Queue) pickLocked() *Consumer {
 // settledLocked forgets a message for good: acknowledged, delivered with
 // no-ack, purged or discarded.
 func (q *Queue) settledLocked(m *queued) {
-	if m.offset >= 0 && q.store != nil {
+	if m.offset < 0 || q.store == nil {
+		return
+	}
+	switch durable, discarded := q.durableLocked(m); {
+	case durable:
 		q.store.settle(m.offset)
+	case !discarded:
+		// Purged before its fsync: settled once durable (a discarded
+		// append's offset belongs to a later message).
+		q.lateSettle = append(q.lateSettle, m)
 	}
 }
 
 // Get takes the next ready message for basic.get. With noAck the message is
-// settled at once; otherwise it is unacknowledged until settled.
-func (q *Queue) Get(noAck bool) (Delivery, bool) {
+// settled at once; otherwise it is unacknowledged until settled. If the
+// next message is still waiting for its fsync, Get waits for it, at most
+// until ctx is done.
+func (q *Queue) Get(ctx context.Context, noAck bool) (Delivery, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.closed || q.readyLocked() == 0 {
-		return Delivery{}, false
+	for {
+		if q.closed || q.readyLocked() == 0 {
+			return Delivery{}, false
+		}
+		m := q.popLocked()
+		if m != nil {
+			if noAck {
+				q.settledLocked(m)
+			} else {
+				q.unacked++
+			}
+			return Delivery{Queue: q, Message: m.msg, Redelivered: m.redelivered, Remaining: q.readyLocked(), m: m}, true
+		}
+		if q.ready.len() == 0 {
+			return Delivery{}, false
+		}
+		p := q.ready.peek().pending
+		q.mu.Unlock()
+		err := p.Wait(ctx)
+		q.mu.Lock()
+		if err != nil && !errors.Is(err, storage.ErrStorage) {
+			return Delivery{}, false // ctx is done, or the log closed
+		}
 	}
-	m := q.popLocked()
-	if m == nil {
-		return Delivery{}, false
-	}
-	if noAck {
-		q.settledLocked(m)
-	} else {
-		q.unacked++
-	}
-	return Delivery{Queue: q, Message: m.msg, Redelivered: m.redelivered, Remaining: q.readyLocked(), m: m}, true
 }
 
 // Ack settles deliveries of this queue for good.
@@ -443,6 +584,13 @@ func (d *deque) push(m *queued) {
 	}
 	d.buf[(d.head+d.n)%len(d.buf)] = m
 	d.n++
+}
+
+func (d *deque) peek() *queued {
+	if d.n == 0 {
+		return nil
+	}
+	return d.buf[d.head]
 }
 
 func (d *deque) pop() *queued {

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -56,7 +57,10 @@ func qtBodies(ds []Delivery) []string {
 }
 
 // qtPublish publishes body to queue through the default exchange and checks
-// that it was routed to exactly that queue.
+// that it was routed to exactly that queue. A stored message is delivered
+// only once durable, so for one it waits for the fsync and then dispatches
+// (as the queue's own waiter would, a moment later): the message is then
+// where an unstored one would be right after Publish.
 func qtPublish(t testing.TB, b *Broker, queue, body string, persistent bool) PublishResult {
 	t.Helper()
 	res, err := b.Publish(DefaultVhost, "", []string{queue}, nil,
@@ -66,6 +70,10 @@ func qtPublish(t testing.TB, b *Broker, queue, body string, persistent bool) Pub
 	}
 	if res.Routed != 1 {
 		t.Fatalf("publish %q to %q: routed to %d queues", body, queue, res.Routed)
+	}
+	if res.Durable() {
+		qtWait(t, res)
+		qtQueue(t, b, queue).Kick()
 	}
 	return res
 }
@@ -88,7 +96,7 @@ func qtQueue(t testing.TB, b *Broker, name string) *Queue {
 
 func qtGet(t testing.TB, q *Queue, noAck bool) Delivery {
 	t.Helper()
-	d, ok := q.Get(noAck)
+	d, ok := q.Get(t.Context(), noAck)
 	if !ok {
 		t.Fatalf("get from %s: empty", q.Name)
 	}
@@ -99,7 +107,7 @@ func qtGet(t testing.TB, q *Queue, noAck bool) Delivery {
 func qtDrain(q *Queue) []string {
 	var out []string
 	for {
-		d, ok := q.Get(true)
+		d, ok := q.Get(context.Background(), true)
 		if !ok {
 			return out
 		}
@@ -128,7 +136,7 @@ func TestQueueFIFO(t *testing.T) {
 	defer b.Close()
 	mustDeclareQueue(t, b, DefaultVhost, "c1", QueueSpec{Name: "q"})
 	q := qtQueue(t, b, "q")
-	if _, ok := q.Get(false); ok {
+	if _, ok := q.Get(t.Context(), false); ok {
 		t.Fatal("get on a new queue returned a message")
 	}
 	const n = 40 // more than the deque's first buffer, so it grows
@@ -159,7 +167,7 @@ func TestQueueFIFO(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("order %q, want %q", got, want)
 	}
-	if _, ok := q.Get(false); ok {
+	if _, ok := q.Get(t.Context(), false); ok {
 		t.Fatal("get on an empty queue returned a message")
 	}
 	qtCounts(t, q, 0, 0)
@@ -205,7 +213,7 @@ func TestQueueRequeueOrder(t *testing.T) {
 			}
 			var got []string
 			for {
-				d, ok := q.Get(true)
+				d, ok := q.Get(t.Context(), true)
 				if !ok {
 					break
 				}
@@ -624,7 +632,7 @@ func TestQueueDeleteCancelsConsumers(t *testing.T) {
 	if ca.Limit.Used() != 0 {
 		t.Fatalf("credit used %d after acking on a deleted queue", ca.Limit.Used())
 	}
-	if _, ok := q.Get(true); ok {
+	if _, ok := q.Get(t.Context(), true); ok {
 		t.Fatal("get from a deleted queue")
 	}
 	qtCounts(t, q, 0, 0)
@@ -836,7 +844,7 @@ func TestQueueDurability(t *testing.T) {
 	dq2 := qtQueue(t, b, "dq2")
 	var got []int
 	for {
-		d, ok := dq2.Get(false)
+		d, ok := dq2.Get(t.Context(), false)
 		if !ok {
 			break
 		}
@@ -1109,7 +1117,7 @@ func TestQueueRedeclaredIsEmpty(t *testing.T) {
 		t.Fatal("redeclared queue has the old runtime")
 	}
 	qtCounts(t, q, 0, 0)
-	if _, ok := q.Get(true); ok {
+	if _, ok := q.Get(t.Context(), true); ok {
 		t.Fatal("redeclared queue has a message")
 	}
 	qtWait(t, qtPublish(t, b, "q", "fresh", true))
@@ -1195,7 +1203,7 @@ func TestQueueAcksAheadOfLog(t *testing.T) {
 	dq = qtQueue(t, b, "dq")
 	var got []string
 	for {
-		d, ok := dq.Get(true)
+		d, ok := dq.Get(t.Context(), true)
 		if !ok {
 			break
 		}
@@ -1318,7 +1326,7 @@ func TestQueueConcurrentPublishConsume(t *testing.T) {
 				return
 			default:
 			}
-			if d, ok := q.Get(false); ok {
+			if d, ok := q.Get(t.Context(), false); ok {
 				arrivals <- arrival{"get", d}
 			}
 		}

@@ -27,10 +27,12 @@ import (
 // flush (every second while anything changed, and on close). A crash loses
 // the settlements since the last flush: those messages come back after a
 // restart (at-least-once, as in RabbitMQ), marked redelivered if the
-// delivery mark written with the acks covered them. The acks state is
-// clamped to the log's end on open: acks may be written before the
-// messages they settle are fsynced, and a crash can take those back. A missing or
-// damaged acks file means every message from the start offset comes back.
+// delivery mark written with the acks covered them. A stored message is
+// delivered (and so settled) only once its append is durable, and one whose
+// fsync failed is dropped unsettled, because later appends reuse its
+// offset. The acks state is still clamped to the log's end on open, for
+// data written before that rule. A missing or damaged acks file means
+// every message from the start offset comes back.
 
 const (
 	queueHeaderExchange   = "amqp.exchange"
@@ -95,10 +97,11 @@ func openQueueStore(dir string, cfg storage.LogConfig, opts storage.Options, mem
 		s.low, s.acked, s.delivered = start, map[int64]struct{}{}, -1
 	}
 	s.low = max(s.low, start)
-	// The acks file may record settlements past the log's end: a message
-	// can be acked before its append is fsynced, and a crash then loses
-	// the append but not the acks. New messages reuse those offsets, so
-	// forget what the file says about them.
+	// The acks file may record settlements past the log's end (written
+	// before stored messages waited for their fsync to be delivered: an
+	// ack could precede the fsync, and a crash then lost the append but
+	// not the ack). New messages reuse those offsets, so forget what the
+	// file says about them.
 	_, end, _ := l.Offsets()
 	s.low = min(s.low, end)
 	s.delivered = min(s.delivered, end-1)

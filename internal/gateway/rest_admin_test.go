@@ -128,7 +128,7 @@ func TestRESTQueues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, ok := rt.Get(false)
+	d, ok := rt.Get(t.Context(), false)
 	if !ok {
 		t.Fatal("no message")
 	}

@@ -92,7 +92,7 @@ func (a *restAPI) getMessages(w http.ResponseWriter, r *http.Request) error {
 	if req.AckMode == "" {
 		return invalid("missing ackmode: give %s, %s, %s or %s", service.AckRequeueFalse, service.AckRequeueTrue, service.RejectRequeueFalse, service.RejectRequeueTrue)
 	}
-	msgs, err := a.svc.Get(r.PathValue("vhost"), r.PathValue("queue"), "", count, req.AckMode)
+	msgs, err := a.svc.Get(r.Context(), r.PathValue("vhost"), r.PathValue("queue"), "", count, req.AckMode)
 	if err != nil {
 		return err
 	}

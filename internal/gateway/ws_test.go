@@ -535,7 +535,7 @@ func TestWSQueues(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	msgs, err := e.svc.Get(broker.DefaultVhost, "jobs", "", 3, service.AckRequeueFalse)
+	msgs, err := e.svc.Get(t.Context(), broker.DefaultVhost, "jobs", "", 3, service.AckRequeueFalse)
 	if err != nil {
 		t.Fatal(err)
 	}

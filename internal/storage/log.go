@@ -336,6 +336,16 @@ func (p Pending) Wait(ctx context.Context) error {
 	return p.l.waitDurable(ctx, p.end, p.gen)
 }
 
+// Poll is Wait without waiting: done reports whether the append's fate is
+// known, and err is then Wait's result (nil once durable). The zero
+// Pending is done.
+func (p Pending) Poll() (done bool, err error) {
+	if !p.sync {
+		return true, nil
+	}
+	return p.l.pollDurable(p.end, p.gen)
+}
+
 // AppendAsync is Append without the wait: it returns once the batches are
 // written (in order with every other append), and the Pending tells when
 // they are durable. Callers that answer in order but want to pipeline, such
@@ -477,6 +487,23 @@ func (l *Log) waitDurable(ctx context.Context, end int64, gen uint64) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// pollDurable is waitDurable's verdict now, without waiting: not done while
+// the append is neither durable nor discarded (including while Close's final
+// fsync round may still cover it).
+func (l *Log) pollDurable(end int64, gen uint64) (bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.gen != gen && end <= l.cutHW[gen]:
+		return true, nil
+	case l.gen != gen:
+		return true, l.genErr
+	case l.hw >= end:
+		return true, nil
+	}
+	return false, nil
 }
 
 // Config returns the log's current settings.

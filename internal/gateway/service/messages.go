@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/wharfmq/wharf/internal/amqp/tables"
 	"github.com/wharfmq/wharf/internal/amqp/wire"
@@ -106,10 +107,17 @@ const (
 	RejectRequeueTrue  = "reject_requeue_true"  // rejected and put back, redelivered
 )
 
+// getDurableWait bounds how long Get waits for stored messages to become
+// durable (they are handed out only then) before it returns what it has.
+const getDurableWait = 5 * time.Second
+
 // Get takes up to count messages from a queue (basic.get), settling each
 // as mode says. owner is the connection id for exclusive queues ("" for
-// none).
-func (s *Service) Get(vhost, queue, owner string, count int, mode string) ([]Message, error) {
+// none). A message still waiting for its fsync is waited for, at most
+// getDurableWait.
+func (s *Service) Get(ctx context.Context, vhost, queue, owner string, count int, mode string) ([]Message, error) {
+	ctx, cancel := context.WithTimeout(ctx, getDurableWait)
+	defer cancel()
 	if vhost == "" {
 		vhost = broker.DefaultVhost
 	}
@@ -129,7 +137,7 @@ func (s *Service) Get(vhost, queue, owner string, count int, mode string) ([]Mes
 	var taken []broker.Delivery
 	for range count {
 		noAck := mode == AckRequeueFalse
-		d, ok := q.Get(noAck)
+		d, ok := q.Get(ctx, noAck)
 		if !ok {
 			break
 		}
