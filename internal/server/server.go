@@ -29,7 +29,12 @@ const readHeaderTimeout = 10 * time.Second
 // drains the HTTP listener for at most cfg.ShutdownTimeout and closes the
 // broker. It returns nil after a shutdown caused by ctx. A nil logger
 // discards logs.
-func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (err error) {
+func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
+	return RunWithOptions(ctx, cfg, logger, Options{})
+}
+
+// RunWithOptions is Run with the seams in opts.
+func RunWithOptions(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Options) (err error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -49,6 +54,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (err error
 		RetentionCheckInterval: cfg.Storage.RetentionCheckInterval,
 		QueueMemoryBytes:       cfg.AMQPQueueMemoryBytes,
 		ObserveSync:            metrics.ObserveFsync(fsyncs),
+		FS:                     opts.FS,
 	})
 	if err != nil {
 		return fmt.Errorf("opening broker in %s: %w", cfg.DataDir, err)

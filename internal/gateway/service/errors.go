@@ -69,6 +69,10 @@ func AsError(err error) *Error {
 	case errors.Is(err, broker.ErrClosed), errors.Is(err, broker.ErrLogClosed),
 		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		code = CodeUnavailable
+	case errors.Is(err, broker.ErrStorage):
+		// A disk that failed a write or an fsync: nothing was
+		// acknowledged, and a retry succeeds once the disk does.
+		code = CodeUnavailable
 	}
 	return &Error{Code: code, Message: err.Error(), Err: err}
 }
