@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/wharfmq/wharf/internal/alarm"
 	"github.com/wharfmq/wharf/internal/storage"
 )
 
@@ -41,6 +42,9 @@ type Options struct {
 	// ObserveSync, when not nil, is told the duration of every fsync of a
 	// log segment (topics, queues and the broker's own logs).
 	ObserveSync func(time.Duration)
+	// Alarms configures the resource alarms (see Alarms); Dir defaults to
+	// DataDir and Logger to the broker's.
+	Alarms alarm.Options
 }
 
 // Broker is the protocol-neutral core: it owns the metadata state machine
@@ -62,6 +66,7 @@ type Broker struct {
 	byID     map[TopicID]string // topic ids to names, for requests that name topics by id
 
 	groups *groupCoordinator // consumer groups and committed offsets
+	alarms *alarm.Monitor    // resource alarms; see alarms.go
 
 	pids producerIDs // Kafka producer ids; see producerids.go
 
@@ -137,6 +142,8 @@ func Open(opts Options) (*Broker, error) {
 		b.closeAll()
 		return nil, err
 	}
+	b.openAlarms()
+	b.alarms.Start()
 	b.wg.Add(2)
 	go b.janitor()
 	go b.queueFlusher(time.Second)
@@ -511,6 +518,7 @@ func (b *Broker) Close() error {
 	b.closed = true
 	b.mu.Unlock()
 	close(b.stop)
+	b.alarms.Close()
 	b.wg.Wait()
 	return b.closeAll()
 }

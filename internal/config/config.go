@@ -45,6 +45,22 @@ type Config struct {
 	Storage StorageConfig `yaml:"storage"`
 	// WebSocket configures the gateway's /ws endpoint.
 	WebSocket WebSocketConfig `yaml:"websocket"`
+	// Alarms configures the resource alarms.
+	Alarms AlarmsConfig `yaml:"alarms"`
+}
+
+// AlarmsConfig configures the resource alarms (internal/alarm): while one
+// is set, publishers are held back and consumers go on.
+type AlarmsConfig struct {
+	// DiskFreeLimitBytes sets the disk alarm while the data directory's
+	// filesystem has less free space; zero disables it.
+	DiskFreeLimitBytes int64 `yaml:"disk_free_limit_bytes"`
+	// MemoryHighWatermarkBytes sets the memory alarm while the process
+	// uses at least this much memory; zero means 40% of the machine's or
+	// cgroup's memory, -1 disables it.
+	MemoryHighWatermarkBytes int64 `yaml:"memory_high_watermark_bytes"`
+	// CheckInterval is how often free space and memory are measured.
+	CheckInterval time.Duration `yaml:"check_interval"`
 }
 
 // WebSocketConfig configures the WebSocket endpoint of the HTTP listener.
@@ -124,6 +140,10 @@ func Default() Config {
 			MaxMessageBytes:        lc.MaxBatchBytes,
 			IndexIntervalBytes:     lc.IndexIntervalBytes,
 			RetentionCheckInterval: 5 * time.Minute,
+		},
+		Alarms: AlarmsConfig{
+			DiskFreeLimitBytes: 50_000_000, // RabbitMQ's default
+			CheckInterval:      time.Second,
 		},
 	}
 }

@@ -194,6 +194,9 @@ func TestEverySettingFromEverySource(t *testing.T) {
 		"websocket.broadcast_users":           "ops,alice",
 		"websocket.jwt_hs256_secret_file":     "/etc/wharf/jwt.key",
 		"websocket.jwt_rs256_public_key_file": "/etc/wharf/jwt.pub",
+		"alarms.disk_free_limit_bytes":        "1000000000",
+		"alarms.memory_high_watermark_bytes":  "-1",
+		"alarms.check_interval":               "250ms",
 	}
 	want := Config{
 		DataDir:              "/var/lib/wharf",
@@ -230,6 +233,11 @@ func TestEverySettingFromEverySource(t *testing.T) {
 			BroadcastUsers:   "ops,alice",
 			JWTSecretFile:    "/etc/wharf/jwt.key",
 			JWTPublicKeyFile: "/etc/wharf/jwt.pub",
+		},
+		Alarms: AlarmsConfig{
+			DiskFreeLimitBytes:       1000000000,
+			MemoryHighWatermarkBytes: -1,
+			CheckInterval:            250 * time.Millisecond,
 		},
 	}
 	settings := Settings()
@@ -348,6 +356,9 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"max message bytes", func(c *Config) { c.Storage.MaxMessageBytes = 3 }, "storage.max_message_bytes", "max-message-bytes", "must be at least"},
 		{"index interval bytes", func(c *Config) { c.Storage.IndexIntervalBytes = 0 }, "storage.index_interval_bytes", "index-interval-bytes", "must be positive"},
 		{"retention check interval", func(c *Config) { c.Storage.RetentionCheckInterval = 0 }, "storage.retention_check_interval", "retention-check-interval", "must be positive"},
+		{"disk free limit", func(c *Config) { c.Alarms.DiskFreeLimitBytes = -1 }, "alarms.disk_free_limit_bytes", "disk-free-limit-bytes", "must be 0 (disabled) or positive"},
+		{"memory high watermark", func(c *Config) { c.Alarms.MemoryHighWatermarkBytes = -2 }, "alarms.memory_high_watermark_bytes", "memory-high-watermark-bytes", "-1 (disabled)"},
+		{"alarm check interval", func(c *Config) { c.Alarms.CheckInterval = time.Millisecond }, "alarms.check_interval", "alarm-check-interval", "at least 10ms"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -383,6 +394,8 @@ func TestValidateAccepts(t *testing.T) {
 		{"retention forever by negative", func(c *Config) { c.Storage.RetentionTime, c.Storage.RetentionBytes = -time.Hour, -1 }},
 		{"zero fsync interval is unused with always", func(c *Config) { c.Storage.FsyncInterval = 0 }},
 		{"fsync never", func(c *Config) { c.Storage.Fsync = "never" }},
+		{"alarms disabled", func(c *Config) { c.Alarms.DiskFreeLimitBytes, c.Alarms.MemoryHighWatermarkBytes = 0, -1 }},
+		{"memory watermark in bytes", func(c *Config) { c.Alarms.MemoryHighWatermarkBytes = 1 << 30 }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -125,6 +125,15 @@ func Settings() []Setting {
 		setting("WebSocket JWT RS256 public key file", "ws-jwt-rs256-public-key-file", "websocket.jwt_rs256_public_key_file",
 			"PEM file of the RSA public key that RS256 tokens are checked with; empty refuses RS256 tokens.",
 			func(c *Config) value { return stringValue{&c.WebSocket.JWTPublicKeyFile} }),
+		setting("Disk free limit", "disk-free-limit-bytes", "alarms.disk_free_limit_bytes",
+			"Free bytes on the data directory's filesystem below which the disk alarm is set: AMQP publishing connections are blocked (connection.blocked), Kafka produce is refused with KAFKA_STORAGE_ERROR, gateway produce and publish with 503; consumers go on. 0 disables it.",
+			func(c *Config) value { return int64Value{&c.Alarms.DiskFreeLimitBytes} }),
+		setting("Memory high watermark", "memory-high-watermark-bytes", "alarms.memory_high_watermark_bytes",
+			"Memory use, in bytes, at which the memory alarm is set (it clears below 90% of it): AMQP publishing connections are blocked, Kafka produce responses are throttled, gateway produce and publish get 503. 0 means 40% of the machine's or cgroup's memory; -1 disables it.",
+			func(c *Config) value { return int64Value{&c.Alarms.MemoryHighWatermarkBytes} }),
+		setting("Alarm check interval", "alarm-check-interval", "alarms.check_interval",
+			"How often free disk space and memory use are measured for the alarms.",
+			func(c *Config) value { return durationValue{&c.Alarms.CheckInterval} }),
 	}
 	def := Default()
 	for i := range list {

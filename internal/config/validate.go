@@ -89,6 +89,9 @@ func (c Config) Validate() error {
 	if c.ShutdownTimeout <= 0 {
 		return fieldError("shutdown_timeout", fmt.Errorf("%v: must be positive", c.ShutdownTimeout))
 	}
+	if err := c.validateAlarms(); err != nil {
+		return err
+	}
 	if c.Storage.RetentionCheckInterval <= 0 {
 		return fieldError("storage.retention_check_interval",
 			fmt.Errorf("%v: must be positive", c.Storage.RetentionCheckInterval))
@@ -148,4 +151,18 @@ func oneOf(v string, allowed []string) error {
 		return nil
 	}
 	return fmt.Errorf("%q is not one of %s", v, strings.Join(allowed, ", "))
+}
+
+// validateAlarms checks the alarm settings.
+func (c Config) validateAlarms() error {
+	if c.Alarms.DiskFreeLimitBytes < 0 {
+		return fieldError("alarms.disk_free_limit_bytes", fmt.Errorf("%d: must be 0 (disabled) or positive", c.Alarms.DiskFreeLimitBytes))
+	}
+	if c.Alarms.MemoryHighWatermarkBytes < -1 {
+		return fieldError("alarms.memory_high_watermark_bytes", fmt.Errorf("%d: must be positive, 0 (40%% of memory) or -1 (disabled)", c.Alarms.MemoryHighWatermarkBytes))
+	}
+	if c.Alarms.CheckInterval < 10*time.Millisecond {
+		return fieldError("alarms.check_interval", fmt.Errorf("%v: must be at least 10ms", c.Alarms.CheckInterval))
+	}
+	return nil
 }

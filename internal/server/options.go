@@ -8,4 +8,9 @@ import "github.com/wharfmq/wharf/internal/storage"
 type Options struct {
 	// FS is the filesystem under every log; nil is the real one.
 	FS storage.FS
+	// DiskFree and MemoryInUse replace the resource alarms' measurements
+	// of free space on the data directory's filesystem and of the
+	// process's memory use; nil means statfs and the Go runtime's account.
+	DiskFree    func(dir string) (uint64, error)
+	MemoryInUse func() uint64
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/wharfmq/wharf/internal/alarm"
 	"github.com/wharfmq/wharf/internal/auth"
 	"github.com/wharfmq/wharf/internal/broker"
 	"github.com/wharfmq/wharf/internal/config"
@@ -55,6 +56,13 @@ func RunWithOptions(ctx context.Context, cfg config.Config, logger *slog.Logger,
 		QueueMemoryBytes:       cfg.AMQPQueueMemoryBytes,
 		ObserveSync:            metrics.ObserveFsync(fsyncs),
 		FS:                     opts.FS,
+		Alarms: alarm.Options{
+			DiskFreeLimit:       cfg.Alarms.DiskFreeLimitBytes,
+			MemoryHighWatermark: cfg.Alarms.MemoryHighWatermarkBytes,
+			Interval:            cfg.Alarms.CheckInterval,
+			DiskFree:            opts.DiskFree,
+			MemoryInUse:         opts.MemoryInUse,
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("opening broker in %s: %w", cfg.DataDir, err)
