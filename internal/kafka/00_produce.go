@@ -16,6 +16,9 @@ import (
 // acks=1 answers once the batches are written; acks=-1 answers once the
 // group-commit fsync covering them is done, or at the request timeout.
 //
+// Under a resource alarm the request is refused or throttled; see
+// alarms.go.
+//
 // Versions: v0-v2 carry the legacy message formats (magic 0 and 1), which
 // are refused with UNSUPPORTED_FOR_MESSAGE_FORMAT; v3 transactional id; v5
 // log start offset; v8 record errors and error message; v9 flexible.
@@ -29,6 +32,11 @@ func (s *Server) handleProduce(ctx context.Context, r *request) (reply, error) {
 	}
 	var waits []waiter
 	failed := false
+	refuse, throttle := s.produceAlarms()
+	if throttle > 0 {
+		resp.ThrottleMillis = int32(throttle / time.Millisecond)
+		r.conn.throttle(throttle)
+	}
 	for ti, rt := range req.Topics {
 		st := kmsg.NewProduceResponseTopic()
 		st.Topic = rt.Topic
@@ -36,7 +44,11 @@ func (s *Server) handleProduce(ctx context.Context, r *request) (reply, error) {
 			sp := kmsg.NewProduceResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = -1, -1, -1
-			part, err := s.producePartition(ctx, rt.Topic, rp.Partition)
+			var part *broker.Partition
+			err := refuse
+			if err == nil {
+				part, err = s.producePartition(ctx, rt.Topic, rp.Partition)
+			}
 			var res broker.AppendResult
 			var pending broker.Pending
 			if err == nil {

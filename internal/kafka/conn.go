@@ -9,6 +9,7 @@ import (
 	"net"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kbin"
@@ -64,6 +65,8 @@ type conn struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	once   sync.Once
+
+	throttleUntil atomic.Int64 // Unix ns before which nothing more is read (memory alarm; alarms.go)
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -101,6 +104,9 @@ var errStopped = errors.New("connection stopped")
 func (c *conn) readLoop() error {
 	var size [4]byte
 	for {
+		if err := c.waitThrottle(); err != nil {
+			return err
+		}
 		if _, err := io.ReadFull(c.nc, size[:]); err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {

@@ -39,7 +39,7 @@ func errorCode(err error) int16 {
 		return kerr.InvalidProducerEpoch.Code
 	case errors.Is(err, broker.ErrOffsetOutOfRange):
 		return kerr.OffsetOutOfRange.Code
-	case errors.Is(err, broker.ErrStorage):
+	case errors.Is(err, broker.ErrStorage), errors.Is(err, broker.ErrDiskAlarm):
 		return kerr.KafkaStorageError.Code
 	case errors.Is(err, broker.ErrInvalidGroupID):
 		return kerr.InvalidGroupID.Code

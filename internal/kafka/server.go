@@ -32,7 +32,10 @@ type Options struct {
 	// MaxInFlight bounds the requests one connection may have pipelined
 	// before the server stops reading from it.
 	MaxInFlight int
-	Logger      *slog.Logger
+	// AlarmThrottle is the throttle time of a produce request while the
+	// memory alarm is set; zero means one second.
+	AlarmThrottle time.Duration
+	Logger        *slog.Logger
 }
 
 // Server speaks the Kafka protocol on one listener.
@@ -66,6 +69,9 @@ func NewServer(b *broker.Broker, opts Options) *Server {
 	}
 	if opts.MaxInFlight <= 0 {
 		opts.MaxInFlight = 64
+	}
+	if opts.AlarmThrottle <= 0 {
+		opts.AlarmThrottle = defaultAlarmThrottle
 	}
 	s := &Server{b: b, opts: opts, logger: opts.Logger.With("listener", "kafka"), conns: map[*conn]struct{}{}, stopping: make(chan struct{})}
 	s.handlers = s.handlerTable()
