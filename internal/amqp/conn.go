@@ -50,6 +50,13 @@ type conn struct {
 	reads            atomic.Uint64 // frames read, for heartbeats
 	missedHeartbeats atomic.Bool
 
+	// Resource alarms (alarms.go).
+	blockedCap    bool        // the client announced the connection.blocked capability
+	publisher     atomic.Bool // a basic.publish was read: the connection publishes
+	readerBlocked atomic.Bool // the reader waits for the alarms to clear; heartbeats are not expected
+	blockMu       sync.Mutex
+	blockedSent   bool // connection.blocked sent and connection.unblocked not yet; guarded by blockMu
+
 	closing    atomic.Bool   // connection.close sent; awaiting close-ok
 	quit       chan struct{} // closed when the connection is done: stops writer and heartbeats
 	writerDone chan struct{}
@@ -111,6 +118,9 @@ func (c *conn) serve() {
 				return
 			}
 			c.closeWith(asCloseError(err))
+		}
+		if isPublish(f) && !c.closing.Load() {
+			c.blockWhileAlarmed()
 		}
 	}
 }

@@ -58,6 +58,7 @@ func (c *conn) handshake() error {
 	if caps, ok := startOk.ClientProperties["capabilities"].(wire.Table); ok {
 		authFailureClose, _ = caps["authentication_failure_close"].(bool)
 		c.cancelNotify, _ = caps["consumer_cancel_notify"].(bool)
+		c.blockedCap, _ = caps["connection.blocked"].(bool)
 	}
 	if err := c.authenticate(startOk, authFailureClose); err != nil {
 		return err

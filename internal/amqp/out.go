@@ -188,6 +188,12 @@ func (c *conn) heartbeatLoop(interval time.Duration) {
 			c.append(func(b []byte) ([]byte, error) { return wire.AppendHeartbeat(b), nil })
 		}
 		lastWrites = c.out.writes.Load()
+		if c.readerBlocked.Load() {
+			// Blocked by a resource alarm: the client's heartbeats wait
+			// unread in the socket.
+			lastReads, silent = c.reads.Load(), 0
+			continue
+		}
 		if r := c.reads.Load(); r != lastReads {
 			lastReads, silent = r, 0
 			continue

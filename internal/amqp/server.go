@@ -86,12 +86,17 @@ type Server struct {
 	closing bool
 	wg      sync.WaitGroup
 	nextID  atomic.Uint64
+
+	stopping    chan struct{} // closed by Shutdown: ends waits on resource alarms
+	unsubscribe func()        // from the broker's alarms
 }
 
 // NewServer returns a server for b.
 func NewServer(b *broker.Broker, opts Options) *Server {
 	opts = opts.withDefaults()
-	return &Server{b: b, opts: opts, logger: opts.Logger.With("listener", "amqp"), conns: map[*conn]struct{}{}}
+	s := &Server{b: b, opts: opts, logger: opts.Logger.With("listener", "amqp"), conns: map[*conn]struct{}{}, stopping: make(chan struct{})}
+	s.unsubscribe = b.Alarms().Subscribe(s.alarmsChanged)
+	return s
 }
 
 // Serve accepts connections on ln until Shutdown. It returns nil after a
@@ -147,12 +152,19 @@ func (s *Server) Serve(ln net.Listener) error {
 // sockets that are left.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
+	first := !s.closing
 	s.closing = true
 	if s.ln != nil {
 		s.ln.Close()
 	}
 	for c := range s.conns {
 		c.forceClose("broker shutdown")
+	}
+	if first {
+		// After forceClose: a reader blocked by an alarm wakes to a
+		// closing connection and reads nothing more but close-ok.
+		close(s.stopping)
+		s.unsubscribe()
 	}
 	s.mu.Unlock()
 	done := make(chan struct{})
@@ -187,10 +199,9 @@ func (s *Server) serverProperties() map[string]any {
 			"consumer_priorities":          true,
 			"authentication_failure_close": true,
 			"per_consumer_qos":             true,
-			// Not offered yet: connection.blocked (no resource alarms)
-			// and direct_reply_to.
-			"connection.blocked": false,
-			"direct_reply_to":    false,
+			"connection.blocked":           true, // resource alarms; see alarms.go
+			// Not offered yet.
+			"direct_reply_to": false,
 		},
 	}
 }

@@ -1,7 +1,7 @@
 // Package metrics exports Wharf's state to Prometheus: connections per
 // protocol, traffic and offsets per topic partition, depth, unacknowledged
-// messages and traffic per queue, consumer-group lag, fsync latency and the
-// WebSocket gateway's counters.
+// messages and traffic per queue, consumer-group lag, fsync latency, the
+// WebSocket gateway's counters and the resource alarms (AlarmCollector).
 //
 // It reads the core and the listeners at scrape time (Collector) and keeps
 // only the fsync latency histogram, which storage feeds as fsyncs happen.

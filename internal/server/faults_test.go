@@ -91,7 +91,6 @@ func TestKafkaDiskFaults(t *testing.T) {
 			fs := faultfs.New(nil)
 			fs.SetMatch(segmentsUnder(dir, "topics"))
 			srv := startTestServer(t, faultConfig(dir), Options{FS: fs})
-			srv.drainLogs()
 			const topic = "faults"
 			if _, err := kadm.NewClient(kafkaClient(t, srv.kafkaAddr)).CreateTopic(ctx, 1, 1, nil, topic); err != nil {
 				t.Fatal(err)
@@ -174,7 +173,6 @@ func TestKafkaDiskFaults(t *testing.T) {
 			// nothing else.
 			srv.stop()
 			srv = startTestServer(t, faultConfig(dir), Options{})
-			srv.drainLogs()
 			if back := readTopic(t, ctx, srv.kafkaAddr, topic); !maps.Equal(back, want) {
 				t.Fatalf("after a restart the topic holds %v\nwant %v", back, want)
 			}
@@ -243,7 +241,6 @@ func TestAMQPDiskFaults(t *testing.T) {
 			fs := faultfs.New(nil)
 			fs.SetMatch(segmentsUnder(dir, "queues"))
 			srv := startTestServer(t, faultConfig(dir), Options{FS: fs})
-			srv.drainLogs()
 			const queue = "jobs"
 
 			// A consumer on its own connection takes everything and
@@ -324,7 +321,6 @@ func TestAMQPDiskFaults(t *testing.T) {
 
 			srv.stop()
 			srv = startTestServer(t, faultConfig(dir), Options{})
-			srv.drainLogs()
 			if back := drainQueue(t, amqpChannel(t, amqpDial(t, srv.amqpAddr)), queue); !slices.Equal(back, acked) {
 				t.Fatalf("after a restart the queue holds %q, want %q", back, acked)
 			}
@@ -354,7 +350,6 @@ func TestGatewayDiskFaults(t *testing.T) {
 			fs := faultfs.New(nil)
 			fs.SetMatch(segmentsUnder(dir, "topics", "queues"))
 			srv := startTestServer(t, faultConfig(dir), Options{FS: fs})
-			srv.drainLogs()
 			const topic, queue = "web", "webq"
 			api := "http://" + srv.httpAddr + "/api/v1"
 			if _, err := amqpChannel(t, amqpDial(t, srv.amqpAddr)).QueueDeclare(queue, true, false, false, false, nil); err != nil {
@@ -427,7 +422,6 @@ func TestGatewayDiskFaults(t *testing.T) {
 			ws.Close(websocket.StatusNormalClosure, "")
 			srv.stop()
 			srv = startTestServer(t, faultConfig(dir), Options{})
-			srv.drainLogs()
 			back := readTopic(t, ctx, srv.kafkaAddr, topic)
 			var got []string
 			for _, o := range slices.Sorted(maps.Keys(back)) {

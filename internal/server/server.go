@@ -106,6 +106,7 @@ func RunWithOptions(ctx context.Context, cfg config.Config, logger *slog.Logger,
 			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 			fsyncs,
 			collector,
+			metrics.NewAlarmCollector(b.Alarms()),
 		)
 		svc := newGatewayService(cfg, b, logger)
 		ws, err := newWebSocket(cfg, svc, users, logger)

@@ -28,11 +28,14 @@ type testServer struct {
 	cancel                        context.CancelFunc
 	done                          chan error
 	t                             *testing.T
+
+	logMu   sync.Mutex
+	entries []entry // logged after startup
 }
 
 // startTestServer runs a server on cfg and opts until stop or the end of
-// the test, and returns once it is ready. Log entries after "wharf ready"
-// go to logs, read by the test or dropped.
+// the test, and returns once it is ready. What it logs after "wharf ready"
+// is kept for waitLog.
 func startTestServer(t *testing.T, cfg config.Config, opts Options) *testServer {
 	t.Helper()
 	rec := newRecorder()
@@ -49,6 +52,7 @@ func startTestServer(t *testing.T, cfg config.Config, opts Options) *testServer 
 				continue
 			}
 			s.httpAddr, s.kafkaAddr, s.amqpAddr = listenAddrs(startup)
+			go s.keepLogs()
 			return s
 		case err := <-s.done:
 			t.Fatalf("server stopped during startup: %v", err)
@@ -56,13 +60,55 @@ func startTestServer(t *testing.T, cfg config.Config, opts Options) *testServer 
 	}
 }
 
-// drainLogs keeps the log recorder from blocking the server when the test
-// does not read it.
-func (s *testServer) drainLogs() {
-	go func() {
-		for range s.log.ch {
+// keepLogs collects log entries until the server stops.
+func (s *testServer) keepLogs() {
+	for {
+		select {
+		case e := <-s.log.ch:
+			s.logMu.Lock()
+			s.entries = append(s.entries, e)
+			s.logMu.Unlock()
+		case err := <-s.done:
+			s.done <- err // for stop
+			for {
+				select {
+				case e := <-s.log.ch:
+					s.logMu.Lock()
+					s.entries = append(s.entries, e)
+					s.logMu.Unlock()
+				default:
+					return
+				}
+			}
 		}
-	}()
+	}
+}
+
+// waitLog waits until the server has logged msg with the given attributes
+// (key, value pairs) since the last waitLog that found msg.
+func (s *testServer) waitLog(t *testing.T, msg string, attrs ...string) entry {
+	t.Helper()
+	var found entry
+	waitFor(t, fmt.Sprintf("the server logs %q %v", msg, attrs), func() bool {
+		s.logMu.Lock()
+		defer s.logMu.Unlock()
+	next:
+		for i, e := range s.entries {
+			if e.msg != msg {
+				continue
+			}
+			for j := 0; j+1 < len(attrs); j += 2 {
+				if e.attrs[attrs[j]] != attrs[j+1] {
+					continue next
+				}
+			}
+			found = e
+			s.entries = s.entries[i+1:]
+			return true
+		}
+		return false
+	})
+	return found
 }
 
 // stop shuts the server down and waits for Run to return; a failed
@@ -70,15 +116,6 @@ func (s *testServer) drainLogs() {
 func (s *testServer) stop() {
 	s.stopOnce.Do(func() {
 		s.cancel()
-		go func() {
-			for {
-				select {
-				case <-s.log.ch:
-				case <-time.After(time.Minute):
-					return
-				}
-			}
-		}()
 		select {
 		case err := <-s.done:
 			if err != nil {

@@ -11,6 +11,8 @@
 //   - A produce or publish returns only once what it wrote is durable per
 //     the topic's or queue's fsync policy, as acks=all and publisher
 //     confirms do.
+//   - While a resource alarm (disk or memory) is set, produce and publish
+//     are refused with CodeUnavailable and nothing is written; reads go on.
 //   - Errors are *Error values with a stable Code, which each face maps to
 //     its own status (close codes, HTTP statuses, gRPC codes).
 //   - Records are handed out decoded and decompressed; control batches are

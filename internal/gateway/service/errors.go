@@ -69,6 +69,9 @@ func AsError(err error) *Error {
 	case errors.Is(err, broker.ErrClosed), errors.Is(err, broker.ErrLogClosed),
 		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		code = CodeUnavailable
+	case errors.Is(err, broker.ErrDiskAlarm), errors.Is(err, broker.ErrMemoryAlarm):
+		// A resource alarm: publishing resumes when it clears.
+		code = CodeUnavailable
 	case errors.Is(err, broker.ErrStorage):
 		// A disk that failed a write or an fsync: nothing was
 		// acknowledged, and a retry succeeds once the disk does.

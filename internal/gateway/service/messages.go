@@ -40,6 +40,9 @@ func (s *Service) Publish(ctx context.Context, p Publishing) (int, error) {
 // Route is Publish without the wait: the message is in its queues when it
 // returns, and the result's Wait says when it is durable.
 func (s *Service) Route(p Publishing) (broker.PublishResult, error) {
+	if err := s.b.Alarms().Err(); err != nil {
+		return broker.PublishResult{}, AsError(err)
+	}
 	if len(p.Body) > s.opts.MaxMessageBytes {
 		return broker.PublishResult{}, Errorf(CodeTooLarge, "message body of %d bytes is larger than the limit of %d", len(p.Body), s.opts.MaxMessageBytes)
 	}

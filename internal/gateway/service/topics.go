@@ -127,6 +127,9 @@ func (s *Service) Append(ctx context.Context, topic string, recs []ProduceRecord
 	if len(recs) == 0 {
 		return nil, Errorf(CodeInvalid, "no records to produce")
 	}
+	if err := s.b.Alarms().Err(); err != nil {
+		return nil, AsError(err)
+	}
 	info, err := s.topic(ctx, topic, true)
 	if err != nil {
 		return nil, err
