@@ -20,6 +20,9 @@
 //   - The memory alarm clears only below ClearFraction of the watermark
 //     (hysteresis), so it does not flap while the garbage collector works;
 //     the disk alarm clears as soon as free space is back at the limit.
+//   - With the runtime's own measurement, a reading at or above
+//     ClearFraction of the watermark is taken again after a garbage
+//     collection, so dead objects neither set the alarm nor hold it set.
 //   - A measurement that fails leaves that alarm as it was, and is logged.
 //   - Subscribers are called after each change, in registration order,
 //     from the goroutine that ran the check and without the Monitor's lock

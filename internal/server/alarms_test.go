@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -25,6 +26,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/wharfmq/wharf/internal/alarm"
 	"github.com/wharfmq/wharf/internal/config"
 	wharfv1 "github.com/wharfmq/wharf/internal/gateway/grpcapi/gen/wharf/v1"
 	"github.com/wharfmq/wharf/internal/gateway/grpcapi/gen/wharf/v1/wharfv1connect"
@@ -523,4 +525,105 @@ func TestMemoryAlarm(t *testing.T) {
 	a.srv = srv
 	a.queueAcked = nil // drained by checkNothingLost
 	a.checkNothingLost(t, ctx)
+}
+
+// TestMemoryAlarmBoundsGrowth measures the real thing: with the Go
+// runtime's own account of memory, publishers filling a transient queue
+// (which holds every message in memory) are blocked once the process
+// reaches the watermark, so memory stops growing near it; draining the
+// queue clears the alarm and unblocks them. It measures the whole test
+// process, so it runs alone (no parallel tests in this package) and not
+// with -short.
+func TestMemoryAlarmBoundsGrowth(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fills a queue with 128 MiB of messages")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	runtime.GC()
+	baseline := alarm.RuntimeMemoryInUse()
+	const headroom = 128 << 20
+	watermark := baseline + headroom
+	cfg := faultConfig(t.TempDir())
+	cfg.Alarms = config.AlarmsConfig{DiskFreeLimitBytes: 0, MemoryHighWatermarkBytes: int64(watermark), CheckInterval: 50 * time.Millisecond}
+	srv := startTestServer(t, cfg, Options{})
+	setup := amqpChannel(t, amqpDial(t, srv.amqpAddr))
+	if _, err := setup.QueueDeclare("mem", false, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	const publishers = 4
+	body := make([]byte, 4<<10)
+	var published atomic.Int64
+	var wg sync.WaitGroup
+	events := make([]blockedEvents, publishers)
+	stop := make(chan struct{})
+	for i := range publishers {
+		c := amqpDial(t, srv.amqpAddr)
+		events[i] = notifyBlocked(c)
+		ch := amqpChannel(t, c)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				// A blocked connection stops reading: the client's
+				// writes back up in the socket and this call blocks.
+				if err := ch.PublishWithContext(ctx, "", "mem", false, false, amqp091.Publishing{Body: body}); err != nil {
+					return
+				}
+				published.Add(1)
+			}
+		}()
+	}
+	for i := range publishers {
+		if e := events[i].next(t, ctx, "publisher blocked by the memory alarm"); !e.Active || e.Reason != "low on memory" {
+			t.Fatalf("publisher %d got %+v", i, e)
+		}
+	}
+	srv.waitLog(t, "resource alarm set: publishers are blocked", "resource", "memory")
+	close(stop) // each publisher ends after the publish it is blocked in
+	atAlarm := published.Load()
+	runtime.GC()
+	first := alarm.RuntimeMemoryInUse()
+	t.Logf("baseline %d MiB, watermark %d MiB; %d messages of 4 KiB written to the sockets by the publishers when all were blocked; in use then, after a GC: %d MiB",
+		baseline>>20, watermark>>20, atAlarm, first>>20)
+	if first < watermark*9/10 {
+		t.Fatalf("blocked at %d MiB in use, under the watermark %d MiB", first>>20, watermark>>20)
+	}
+	// Blocked publishers add nothing (what they write waits unread in the
+	// sockets): memory in use stays where it was while the server keeps
+	// serving other clients.
+	probe := amqpChannel(t, amqpDial(t, srv.amqpAddr))
+	for range 50 {
+		if _, err := probe.QueueDeclarePassive("mem", false, false, false, false, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runtime.GC()
+	second := alarm.RuntimeMemoryInUse()
+	t.Logf("in use while blocked, after more requests and a GC: %d MiB", second>>20)
+	if second > first+4<<20 {
+		t.Fatalf("memory grew from %d to %d MiB while every publisher was blocked", first>>20, second>>20)
+	}
+
+	// Freeing the queue's memory clears the alarm (the monitor collects
+	// garbage before it trusts a high reading) and unblocks the
+	// publishers.
+	n, err := setup.QueuePurge("mem", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range publishers {
+		if e := events[i].next(t, ctx, "publisher unblocked once the queue was purged"); e.Active {
+			t.Fatalf("publisher %d got %+v, want unblocked", i, e)
+		}
+	}
+	srv.waitLog(t, "resource alarm cleared", "resource", "memory")
+	wg.Wait()
+	t.Logf("purged %d messages; the alarm cleared and the publishers were unblocked", n)
 }
