@@ -38,4 +38,8 @@
 //     "CODE_NAME - what was wrong" form, always says what was wrong.
 //   - A refused login gets connection.close 403 when the client announced
 //     authentication_failure_close, and a closed socket otherwise.
+//   - While a resource alarm is set, nothing is read from a connection
+//     after a basic.publish method frame until every alarm has cleared;
+//     connection.blocked and connection.unblocked go, in pairs, to
+//     publishing connections that announced the capability (alarms.go).
 package amqp

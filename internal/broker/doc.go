@@ -7,10 +7,12 @@
 // producer id blocks (producerids.go), the consumer group coordinator
 // (groups.go, groups_state.go), the committed offsets store (offsets.go),
 // the murmur2 key partitioner every Wharf publish path uses
-// (partitioner.go), and the AMQP model: vhosts, exchanges, queue metadata,
-// bindings and routing (amqp_*.go). Durable AMQP objects are commands in
-// the metadata log; transient ones live only in memory, so replaying the
-// log gives exactly the durable part of the model.
+// (partitioner.go), the AMQP model: vhosts, exchanges, queue metadata,
+// bindings and routing (amqp_*.go), and the resource alarm monitor
+// (alarms.go, internal/alarm), which adapters ask or subscribe to. Durable
+// AMQP objects are commands in the metadata log; transient ones live only
+// in memory, so replaying the log gives exactly the durable part of the
+// model.
 //
 // # Metadata as commands
 //

@@ -24,4 +24,8 @@
 //     recompressed on produce or fetch.
 //   - Every handler file is named after its API key, and errors map to Kafka
 //     codes in one table (errors.go).
+//   - Under the broker's disk alarm a produce request writes nothing and
+//     every partition gets KAFKA_STORAGE_ERROR; under the memory alarm it
+//     is accepted, answered with throttle_time_ms, and its connection is
+//     not read again before that time has passed (alarms.go).
 package kafka

@@ -14,5 +14,6 @@
 //   - /readyz reports ready only between a complete startup and the start of
 //     shutdown.
 //   - Dependencies (configuration, logger) are passed in; the package holds
-//     no package-level state.
+//     no package-level state. RunWithOptions also takes seams that are not
+//     settings (the filesystem, the alarms' measurements) for tests.
 package server
