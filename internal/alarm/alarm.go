@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -145,6 +146,8 @@ type Monitor struct {
 	checkMu    sync.Mutex // one check at a time, so changes are seen in order
 	diskFailed bool       // the last disk measurement failed (logged once); under checkMu
 
+	current atomic.Uint32 // the set, for readers on hot paths; written under mu
+
 	mu      sync.Mutex
 	set     Set
 	changed chan struct{}
@@ -282,6 +285,7 @@ func (m *Monitor) Check() {
 	m.mu.Lock()
 	old := m.set
 	m.set, m.stats = set, stats
+	m.current.Store(uint32(set))
 	var subs []subscriber
 	if set != old {
 		close(m.changed)
@@ -329,12 +333,9 @@ func (m *Monitor) logChange(old, now Set, st Stats) {
 	}
 }
 
-// Alarms returns the alarms that are on.
-func (m *Monitor) Alarms() Set {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.set
-}
+// Alarms returns the alarms that are on. It takes no lock: adapters call
+// it for every produce and publish.
+func (m *Monitor) Alarms() Set { return Set(m.current.Load()) }
 
 // Err is the error of the alarms that are on, or nil.
 func (m *Monitor) Err() error { return m.Alarms().Err() }

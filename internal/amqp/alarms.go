@@ -87,8 +87,16 @@ func (c *conn) notifyUnblockedLocked() {
 // set the reader waits here, reading nothing, until they have all cleared
 // or the server shuts down.
 func (c *conn) blockWhileAlarmed() {
-	c.publisher.Store(true)
+	if !c.publisher.Load() {
+		c.publisher.Store(true)
+	}
 	mon := c.b.Alarms()
+	if !mon.Alarms().Any() {
+		// The common case, without a lock. A connection.blocked sent
+		// before the alarms cleared is answered by the subscription's
+		// connection.unblocked, or by this loop if the two crossed.
+		return
+	}
 	for {
 		changed := mon.Changed()
 		set := mon.Alarms()
