@@ -9,7 +9,6 @@ import (
 	"net"
 	"runtime/debug"
 	"sync"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -64,16 +63,13 @@ type conn struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	once   sync.Once
+	idle   idleState // conn_read.go
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &conn{s: s, nc: nc, queue: make(chan pending, s.opts.MaxInFlight), ctx: ctx, cancel: cancel}
 }
-
-// stopReading makes the reader stop at its next read; requests already read
-// are still answered.
-func (c *conn) stopReading() { c.nc.SetReadDeadline(time.Now()) }
 
 func (c *conn) serve() {
 	writerDone := make(chan struct{})
@@ -91,7 +87,9 @@ func (c *conn) serve() {
 	<-writerDone
 	c.cancel()
 	c.nc.Close()
-	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, errStopped) {
+	if errors.Is(err, errIdle) {
+		c.s.logger.Debug("closed an idle connection", "remote", c.nc.RemoteAddr().String(), "idle", c.s.opts.ConnectionsMaxIdle)
+	} else if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, errStopped) {
 		c.s.logger.Debug("connection closed", "remote", c.nc.RemoteAddr().String(), "reason", err)
 	}
 }
@@ -99,21 +97,9 @@ func (c *conn) serve() {
 var errStopped = errors.New("connection stopped")
 
 func (c *conn) readLoop() error {
-	var size [4]byte
 	for {
-		if _, err := io.ReadFull(c.nc, size[:]); err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				return errStopped
-			}
-			return err
-		}
-		n := int32(binary.BigEndian.Uint32(size[:]))
-		if n < 8 || n > c.s.opts.MaxRequestBytes {
-			return fmt.Errorf("request size %d outside [8, %d]", n, c.s.opts.MaxRequestBytes)
-		}
-		body := c.s.bufs.get(int(n))
-		if _, err := io.ReadFull(c.nc, body); err != nil {
+		body, err := c.readRequest()
+		if err != nil {
 			return err
 		}
 		p, err := c.handle(body)
@@ -185,6 +171,7 @@ func (c *conn) writeLoop() {
 	failed := false
 	for p := range c.queue {
 		c.writeOne(p, &buf, &failed)
+		c.answered()
 		if p.reply.release != nil {
 			p.reply.release()
 		}
@@ -217,7 +204,10 @@ func (c *conn) writeOne(p pending, bufp *[]byte, failed *bool) {
 	}
 	buf = resp.AppendTo(buf)
 	binary.BigEndian.PutUint32(buf, uint32(len(buf)-4))
-	if _, err := c.nc.Write(buf); err != nil {
+	c.s.buffered.Add(int64(len(buf)))
+	_, err := c.nc.Write(buf)
+	c.s.buffered.Add(-int64(len(buf)))
+	if err != nil {
 		*failed = true
 		c.cancel()
 		c.nc.Close()

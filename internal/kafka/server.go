@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wharfmq/wharf/internal/broker"
@@ -23,6 +24,15 @@ type Options struct {
 	// MaxRequestBytes bounds a request's size prefix; a larger request
 	// closes the connection, as Kafka's socket.request.max.bytes does.
 	MaxRequestBytes int32
+	// FetchMaxBytes bounds a fetch response whatever the request asks, as
+	// Kafka's fetch.max.bytes does (a first batch larger than it is still
+	// sent whole, so consumers progress). Zero means 55 MiB, Kafka's
+	// default.
+	FetchMaxBytes int32
+	// ConnectionsMaxIdle closes a connection that has sent nothing and
+	// awaited no response for that long, as Kafka's
+	// connections.max.idle.ms does. Zero never closes one.
+	ConnectionsMaxIdle time.Duration
 	// AutoCreateTopics creates an unknown topic on Metadata (when the client
 	// allows it) and on Produce, with DefaultPartitions partitions.
 	AutoCreateTopics  bool
@@ -50,6 +60,7 @@ type Server struct {
 	port     int32
 	handlers map[int16]handler
 	bufs     bufPool
+	buffered atomic.Int64  // bytes of responses built and not yet written
 	stopping chan struct{} // closed by Shutdown; ends waits on other clients (JoinGroup, SyncGroup)
 }
 
@@ -60,6 +71,9 @@ func NewServer(b *broker.Broker, opts Options) *Server {
 	}
 	if opts.MaxRequestBytes <= 0 {
 		opts.MaxRequestBytes = 100 << 20
+	}
+	if opts.FetchMaxBytes <= 0 {
+		opts.FetchMaxBytes = 55 << 20
 	}
 	if opts.DefaultPartitions <= 0 {
 		opts.DefaultPartitions = 1
@@ -182,6 +196,14 @@ func advertised(adv string, addr net.Addr) (string, int32, error) {
 	}
 	return host, int32(port), nil
 }
+
+// BufferedBytes returns the bytes of responses held in memory until their
+// clients read them: the encoded response being written, and the fetched
+// records it was built from, on every connection. A connection's writer
+// finishes and writes one response at a time, so a client that stops
+// reading holds at most one response, itself bounded by FetchMaxBytes (plus
+// one batch) for a fetch.
+func (s *Server) BufferedBytes() int64 { return s.buffered.Load() }
 
 // Connections returns the number of open client connections.
 func (s *Server) Connections() int {
