@@ -16,11 +16,20 @@ type Config struct {
 	KafkaListen string `yaml:"kafka_listen"`
 	AMQPListen  string `yaml:"amqp_listen"`
 	HTTPListen  string `yaml:"http_listen"`
+	// TCPKeepAlive is the TCP keepalive idle time and probe interval of
+	// every listener's accepted connections; zero disables keepalive.
+	TCPKeepAlive time.Duration `yaml:"tcp_keepalive"`
 	// KafkaAdvertise is the host:port Kafka clients are told to connect
 	// to; empty means the listener's own address.
 	KafkaAdvertise string `yaml:"kafka_advertise"`
 	// KafkaMaxRequestBytes bounds the size of one Kafka request.
 	KafkaMaxRequestBytes int `yaml:"kafka_max_request_bytes"`
+	// KafkaFetchMaxBytes bounds one fetch response, whatever the client
+	// asks (Kafka's fetch.max.bytes).
+	KafkaFetchMaxBytes int `yaml:"kafka_fetch_max_bytes"`
+	// KafkaConnectionsMaxIdle closes a Kafka connection idle for that
+	// long (Kafka's connections.max.idle.ms); zero never does.
+	KafkaConnectionsMaxIdle time.Duration `yaml:"kafka_connections_max_idle"`
 	// AMQPMaxMessageBytes bounds the body of one AMQP message.
 	AMQPMaxMessageBytes int `yaml:"amqp_max_message_bytes"`
 	// AMQPHeartbeat is the heartbeat interval offered to AMQP clients; zero
@@ -96,19 +105,22 @@ type StorageConfig struct {
 func Default() Config {
 	lc := storage.DefaultLogConfig()
 	return Config{
-		DataDir:              "./wharf-data",
-		KafkaListen:          "127.0.0.1:9092",
-		AMQPListen:           "127.0.0.1:5672",
-		HTTPListen:           "127.0.0.1:8080",
-		KafkaMaxRequestBytes: 100 << 20,
-		AMQPMaxMessageBytes:  16 << 20,
-		AMQPHeartbeat:        60 * time.Second,
-		AMQPQueueMemoryBytes: 64 << 20,
-		AutoCreateTopics:     true,
-		DefaultPartitions:    1,
-		LogLevel:             "info",
-		LogFormat:            "text",
-		ShutdownTimeout:      10 * time.Second,
+		DataDir:                 "./wharf-data",
+		KafkaListen:             "127.0.0.1:9092",
+		AMQPListen:              "127.0.0.1:5672",
+		HTTPListen:              "127.0.0.1:8080",
+		TCPKeepAlive:            15 * time.Second,
+		KafkaMaxRequestBytes:    100 << 20,
+		KafkaFetchMaxBytes:      55 << 20,
+		KafkaConnectionsMaxIdle: 10 * time.Minute,
+		AMQPMaxMessageBytes:     16 << 20,
+		AMQPHeartbeat:           60 * time.Second,
+		AMQPQueueMemoryBytes:    64 << 20,
+		AutoCreateTopics:        true,
+		DefaultPartitions:       1,
+		LogLevel:                "info",
+		LogFormat:               "text",
+		ShutdownTimeout:         10 * time.Second,
 		WebSocket: WebSocketConfig{
 			PingInterval:    25 * time.Second,
 			MaxMessageBytes: 1 << 20,

@@ -169,6 +169,9 @@ func TestEverySettingFromEverySource(t *testing.T) {
 		"http_listen":                         "[::1]:0",
 		"kafka_advertise":                     "broker.example:9093",
 		"kafka_max_request_bytes":             "2097152",
+		"kafka_fetch_max_bytes":               "1048576",
+		"kafka_connections_max_idle":          "90s",
+		"tcp_keepalive":                       "30s",
 		"amqp_max_message_bytes":              "1000000",
 		"amqp_heartbeat":                      "15s",
 		"amqp_queue_memory_bytes":             "1048576",
@@ -196,20 +199,23 @@ func TestEverySettingFromEverySource(t *testing.T) {
 		"websocket.jwt_rs256_public_key_file": "/etc/wharf/jwt.pub",
 	}
 	want := Config{
-		DataDir:              "/var/lib/wharf",
-		KafkaListen:          "0.0.0.0:19092",
-		AMQPListen:           "",
-		HTTPListen:           "[::1]:0",
-		KafkaAdvertise:       "broker.example:9093",
-		KafkaMaxRequestBytes: 2097152,
-		AMQPMaxMessageBytes:  1000000,
-		AMQPHeartbeat:        15 * time.Second,
-		AMQPQueueMemoryBytes: 1048576,
-		AutoCreateTopics:     false,
-		DefaultPartitions:    6,
-		LogLevel:             "debug",
-		LogFormat:            "json",
-		ShutdownTimeout:      3 * time.Second,
+		DataDir:                 "/var/lib/wharf",
+		KafkaListen:             "0.0.0.0:19092",
+		AMQPListen:              "",
+		HTTPListen:              "[::1]:0",
+		KafkaAdvertise:          "broker.example:9093",
+		KafkaMaxRequestBytes:    2097152,
+		KafkaFetchMaxBytes:      1048576,
+		KafkaConnectionsMaxIdle: 90 * time.Second,
+		TCPKeepAlive:            30 * time.Second,
+		AMQPMaxMessageBytes:     1000000,
+		AMQPHeartbeat:           15 * time.Second,
+		AMQPQueueMemoryBytes:    1048576,
+		AutoCreateTopics:        false,
+		DefaultPartitions:       6,
+		LogLevel:                "debug",
+		LogFormat:               "json",
+		ShutdownTimeout:         3 * time.Second,
 		Storage: StorageConfig{
 			Fsync:                  "interval",
 			FsyncInterval:          250 * time.Millisecond,
@@ -348,6 +354,10 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"max message bytes", func(c *Config) { c.Storage.MaxMessageBytes = 3 }, "storage.max_message_bytes", "max-message-bytes", "must be at least"},
 		{"index interval bytes", func(c *Config) { c.Storage.IndexIntervalBytes = 0 }, "storage.index_interval_bytes", "index-interval-bytes", "must be positive"},
 		{"retention check interval", func(c *Config) { c.Storage.RetentionCheckInterval = 0 }, "storage.retention_check_interval", "retention-check-interval", "must be positive"},
+		{"kafka fetch max bytes", func(c *Config) { c.KafkaFetchMaxBytes = 100 }, "kafka_fetch_max_bytes", "kafka-fetch-max-bytes", "must be between"},
+		{"kafka idle timeout", func(c *Config) { c.KafkaConnectionsMaxIdle = -time.Second }, "kafka_connections_max_idle", "kafka-connections-max-idle", "must not be negative"},
+		{"tcp keepalive fraction", func(c *Config) { c.TCPKeepAlive = 1500 * time.Millisecond }, "tcp_keepalive", "tcp-keepalive", "must be whole seconds"},
+		{"tcp keepalive negative", func(c *Config) { c.TCPKeepAlive = -time.Second }, "tcp_keepalive", "tcp-keepalive", "must be whole seconds"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -383,6 +393,7 @@ func TestValidateAccepts(t *testing.T) {
 		{"retention forever by negative", func(c *Config) { c.Storage.RetentionTime, c.Storage.RetentionBytes = -time.Hour, -1 }},
 		{"zero fsync interval is unused with always", func(c *Config) { c.Storage.FsyncInterval = 0 }},
 		{"fsync never", func(c *Config) { c.Storage.Fsync = "never" }},
+		{"keepalive and idle timeout off", func(c *Config) { c.TCPKeepAlive, c.KafkaConnectionsMaxIdle = 0, 0 }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -59,6 +59,15 @@ func (c Config) Validate() error {
 	if c.KafkaMaxRequestBytes < 1024 || c.KafkaMaxRequestBytes > 1<<30 {
 		return fieldError("kafka_max_request_bytes", fmt.Errorf("%d: must be between 1024 and %d", c.KafkaMaxRequestBytes, 1<<30))
 	}
+	if c.KafkaFetchMaxBytes < 1024 || c.KafkaFetchMaxBytes > 1<<30 {
+		return fieldError("kafka_fetch_max_bytes", fmt.Errorf("%d: must be between 1024 and %d", c.KafkaFetchMaxBytes, 1<<30))
+	}
+	if c.KafkaConnectionsMaxIdle < 0 {
+		return fieldError("kafka_connections_max_idle", fmt.Errorf("%v: must not be negative", c.KafkaConnectionsMaxIdle))
+	}
+	if c.TCPKeepAlive < 0 || c.TCPKeepAlive%time.Second != 0 {
+		return fieldError("tcp_keepalive", fmt.Errorf("%v: must be whole seconds, or 0 to disable keepalive", c.TCPKeepAlive))
+	}
 	if c.DefaultPartitions < 1 || c.DefaultPartitions > 1<<20 {
 		return fieldError("default_partitions", fmt.Errorf("%d: must be between 1 and %d", c.DefaultPartitions, 1<<20))
 	}

@@ -2,9 +2,7 @@ package server
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"net"
 	"time"
 
 	"github.com/wharfmq/wharf/internal/amqp"
@@ -22,9 +20,9 @@ type amqpListener struct {
 }
 
 func startAMQP(cfg config.Config, b *broker.Broker, users *auth.Store, logger *slog.Logger) (*amqpListener, error) {
-	ln, err := net.Listen("tcp", cfg.AMQPListen)
+	ln, err := listen("amqp", cfg.AMQPListen, cfg.TCPKeepAlive, logger)
 	if err != nil {
-		return nil, fmt.Errorf("amqp listener on %s: %w", cfg.AMQPListen, err)
+		return nil, err
 	}
 	heartbeat := cfg.AMQPHeartbeat
 	if heartbeat == 0 {

@@ -2,9 +2,7 @@ package server
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"net"
 	"time"
 
 	"github.com/wharfmq/wharf/internal/broker"
@@ -20,16 +18,18 @@ type kafkaListener struct {
 }
 
 func startKafka(cfg config.Config, b *broker.Broker, logger *slog.Logger) (*kafkaListener, error) {
-	ln, err := net.Listen("tcp", cfg.KafkaListen)
+	ln, err := listen("kafka", cfg.KafkaListen, cfg.TCPKeepAlive, logger)
 	if err != nil {
-		return nil, fmt.Errorf("kafka listener on %s: %w", cfg.KafkaListen, err)
+		return nil, err
 	}
 	srv := kafka.NewServer(b, kafka.Options{
-		Advertise:         cfg.KafkaAdvertise,
-		MaxRequestBytes:   int32(cfg.KafkaMaxRequestBytes),
-		AutoCreateTopics:  cfg.AutoCreateTopics,
-		DefaultPartitions: int32(cfg.DefaultPartitions),
-		Logger:            logger,
+		Advertise:          cfg.KafkaAdvertise,
+		MaxRequestBytes:    int32(cfg.KafkaMaxRequestBytes),
+		FetchMaxBytes:      int32(cfg.KafkaFetchMaxBytes),
+		ConnectionsMaxIdle: cfg.KafkaConnectionsMaxIdle,
+		AutoCreateTopics:   cfg.AutoCreateTopics,
+		DefaultPartitions:  int32(cfg.DefaultPartitions),
+		Logger:             logger,
 	})
 	l := &kafkaListener{srv: srv, errs: make(chan error, 1), done: make(chan struct{})}
 	go func() {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -23,6 +22,11 @@ import (
 // readHeaderTimeout bounds how long a client may take to send request
 // headers to the HTTP listener.
 const readHeaderTimeout = 10 * time.Second
+
+// idleTimeout closes a kept-alive HTTP connection (HTTP/1.1 between
+// requests, HTTP/2 without streams) that has been idle this long; without
+// it net/http keeps idle connections forever.
+const idleTimeout = 2 * time.Minute
 
 // Run opens the broker in cfg.DataDir, starts the configured listeners and
 // serves until ctx is cancelled or a listener fails. It then stops accepting,
@@ -109,7 +113,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (err error
 		h := gateway.NewHandler(gateway.Options{
 			Logger: logger, Registry: reg, Ready: ready.Load, WebSocket: ws, Service: svc, Users: users,
 		})
-		httpSrv, err = startHTTP(cfg.HTTPListen, h, logger)
+		httpSrv, err = startHTTP(cfg.HTTPListen, cfg.TCPKeepAlive, h, logger)
 		if err != nil {
 			return err
 		}
@@ -154,15 +158,16 @@ type httpListener struct {
 }
 
 // startHTTP binds addr and serves h on it in the background.
-func startHTTP(addr string, h http.Handler, logger *slog.Logger) (*httpListener, error) {
-	ln, err := net.Listen("tcp", addr)
+func startHTTP(addr string, keepAlive time.Duration, h http.Handler, logger *slog.Logger) (*httpListener, error) {
+	ln, err := listen("http", addr, keepAlive, logger)
 	if err != nil {
-		return nil, fmt.Errorf("http listener on %s: %w", addr, err)
+		return nil, err
 	}
 	l := &httpListener{
 		srv: &http.Server{
 			Handler:           h,
 			ReadHeaderTimeout: readHeaderTimeout,
+			IdleTimeout:       idleTimeout,
 			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 			// HTTP/1.1 and, for gRPC clients, HTTP/2 without TLS (h2c
 			// with prior knowledge) on the same port.
