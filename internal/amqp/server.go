@@ -195,6 +195,21 @@ func (s *Server) serverProperties() map[string]any {
 	}
 }
 
+// BufferedBytes returns the bytes waiting in connections' outboxes to be
+// written to their clients. Queues stop delivering to a connection whose
+// outbox holds more than 2 MiB, and its reader stops reading, so a client
+// that stops reading holds about that much, plus at most one message per
+// queue that was delivering to it at that moment.
+func (s *Server) BufferedBytes() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var n int64
+	for c := range s.conns {
+		n += c.out.pending.Load()
+	}
+	return n
+}
+
 // Connections returns the number of open client connections.
 func (s *Server) Connections() int {
 	s.mu.Lock()

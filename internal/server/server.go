@@ -74,6 +74,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (err error
 			return err
 		}
 		collector.SetConnections("amqp", amqpSrv.srv.Connections)
+		collector.SetBuffered("amqp", amqpSrv.srv.BufferedBytes)
 		defer amqpSrv.shutdown(cfg.ShutdownTimeout, logger)
 	}
 
@@ -84,6 +85,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (err error
 			return err
 		}
 		collector.SetConnections("kafka", kafkaSrv.srv.Connections)
+		collector.SetBuffered("kafka", kafkaSrv.srv.BufferedBytes)
 		defer kafkaSrv.shutdown(cfg.ShutdownTimeout, logger)
 	}
 
