@@ -48,8 +48,6 @@ type handler struct {
 type pending struct {
 	req   *request
 	reply reply
-	body  []byte // the request's bytes, recycled after the reply if pooled
-	pool  bool
 }
 
 // conn is one client connection. The reader goroutine decodes requests and
@@ -107,9 +105,14 @@ func (c *conn) readLoop() error {
 			return err
 		}
 		// A produce request's bytes are not kept once its batches are
-		// appended, so they are recycled; other requests may hand slices
-		// of their bytes to longer-lived state, so theirs are not.
-		p.body, p.pool = body, p.req != nil && p.req.key == 0
+		// appended, so they are recycled at once (a client that pipelines
+		// produces and reads no answers pins none of them); other
+		// requests may hand slices of their bytes to longer-lived state,
+		// so theirs are not.
+		if p.req != nil && p.req.key == 0 {
+			p.req.kreq = nil // its records are slices of body
+			c.s.bufs.put(body)
+		}
 		select {
 		case c.queue <- p:
 		case <-c.ctx.Done():
@@ -174,9 +177,6 @@ func (c *conn) writeLoop() {
 		c.answered()
 		if p.reply.release != nil {
 			p.reply.release()
-		}
-		if p.pool {
-			c.s.bufs.put(p.body)
 		}
 	}
 }

@@ -322,3 +322,87 @@ func TestStuckFetchersHoldBoundedMemory(t *testing.T) {
 		t.Errorf("peak %d below what the stuck fetchers hold: the measure is wrong", peak)
 	}
 }
+
+// TestStuckProducerPinsNoRequests has a client pipeline produce requests
+// behind a fetch whose large answer it never reads: the writer is stuck on
+// that answer, the reader appends the produces until the pipeline is full,
+// and their bodies, appended already, are not held in memory meanwhile.
+func TestStuckProducerPinsNoRequests(t *testing.T) {
+	const batch, produces = 1000 << 10, 100
+	ts := startServer(t, nil)
+	ctx := testCtx(t)
+	if _, err := ts.admin().CreateTopic(ctx, 1, 1, nil, "pinned"); err != nil {
+		t.Fatal(err)
+	}
+	produceBig(t, ts, "pinned", 24, 256<<10) // a 6 MiB fetch answer, more than the kernel buffers
+	part, err := ts.b.Partition("pinned", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, start := part.Offsets()
+
+	var before runtime.MemStats
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+
+	nc, err := smallReadBuffer.Dial("tcp", ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	frame := func(req kmsg.Request, version int16, corr int32) []byte {
+		req.SetVersion(version)
+		b := binary.BigEndian.AppendUint16(nil, uint16(req.Key()))
+		b = binary.BigEndian.AppendUint16(b, uint16(version))
+		b = binary.BigEndian.AppendUint32(b, uint32(corr))
+		b = binary.BigEndian.AppendUint16(b, 0xffff) // null client id
+		b = req.AppendTo(b)
+		return append(binary.BigEndian.AppendUint32(nil, uint32(len(b))), b...)
+	}
+	writeDone := make(chan struct{})
+	go func() {
+		defer close(writeDone)
+		if _, err := nc.Write(frame(fetchRequest("pinned", 0, 0, 1<<30, 1<<30, 0), 11, 0)); err != nil {
+			return
+		}
+		for i := range produces {
+			req := kmsg.NewPtrProduceRequest()
+			req.Acks, req.TimeoutMillis = 1, 10000
+			rt := kmsg.NewProduceRequestTopic()
+			rt.Topic = "pinned"
+			rp := kmsg.NewProduceRequestTopicPartition()
+			rp.Records = storage.AppendBatch(nil, storage.BatchSpec{ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1,
+				Records: []storage.Record{{Timestamp: int64(i), Value: bytes.Repeat([]byte{byte(i)}, batch)}}})
+			rt.Partitions = append(rt.Partitions, rp)
+			req.Topics = append(req.Topics, rt)
+			// The server stops reading once its pipeline is full; closing
+			// the socket ends this write.
+			if _, err := nc.Write(frame(req, 7, int32(i+1))); err != nil {
+				return
+			}
+		}
+	}()
+	// The reader appends until the pipeline (64 requests behind the
+	// fetch) is full.
+	eventually(t, "the pipelined produces to be appended", 60*time.Second, func() bool {
+		_, _, end := part.Offsets()
+		return end >= start+60
+	})
+	var after runtime.MemStats
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	_, _, end := part.Offsets()
+	grown := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	answer := ts.srv.BufferedBytes()
+	t.Logf("%d produces of %d KiB appended behind an unread 6 MiB fetch answer; heap grew by %.1f MiB, %.1f MiB of it the answer",
+		end-start, batch>>10, float64(grown)/(1<<20), float64(answer)/(1<<20))
+	// Besides the answer: the body being read, and the test's own client.
+	if limit := answer + 16<<20; grown > limit {
+		t.Errorf("the heap grew by %d MiB while a client left %d produces unanswered; want at most the answer and 16 MiB, %d MiB",
+			grown>>20, end-start, limit>>20)
+	}
+	nc.Close()
+	<-writeDone
+}
