@@ -1,10 +1,13 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -148,5 +151,37 @@ func TestRunListenersUseTCPKeepAlive(t *testing.T) {
 		if kind != 2 || ticks <= 15*ticksPerSecond || ticks > 37*ticksPerSecond {
 			t.Errorf("%s: timer %d with %d ticks left; want the keepalive timer (2) with more than 15s and at most 37s left", name, kind, ticks)
 		}
+	}
+}
+
+// TestHTTPIdleConnectionsAreClosed checks that the HTTP listener closes a
+// kept-alive connection that sends no next request.
+func TestHTTPIdleConnectionsAreClosed(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") })
+	addr := freeLoopbackAddr(t)
+	l, err := startHTTP(addr, 15*time.Second, time.Second, h, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.shutdown(10*time.Second, slog.New(slog.DiscardHandler))
+	kept, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kept.Close()
+	fmt.Fprintf(kept, "GET / HTTP/1.1\r\nHost: wharf\r\n\r\n")
+	br := bufio.NewReader(kept)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Close {
+		t.Fatalf("status %d, close %v: want a kept-alive 200", resp.StatusCode, resp.Close)
+	}
+	kept.SetReadDeadline(time.Now().Add(time.Minute))
+	if n, err := io.Copy(io.Discard, br); err != nil || n != 0 {
+		t.Fatalf("idle kept-alive connection: read %d bytes, %v; want the server to close it", n, err)
 	}
 }

@@ -115,7 +115,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (err error
 		h := gateway.NewHandler(gateway.Options{
 			Logger: logger, Registry: reg, Ready: ready.Load, WebSocket: ws, Service: svc, Users: users,
 		})
-		httpSrv, err = startHTTP(cfg.HTTPListen, cfg.TCPKeepAlive, h, logger)
+		httpSrv, err = startHTTP(cfg.HTTPListen, cfg.TCPKeepAlive, idleTimeout, h, logger)
 		if err != nil {
 			return err
 		}
@@ -159,8 +159,9 @@ type httpListener struct {
 	done chan struct{}
 }
 
-// startHTTP binds addr and serves h on it in the background.
-func startHTTP(addr string, keepAlive time.Duration, h http.Handler, logger *slog.Logger) (*httpListener, error) {
+// startHTTP binds addr and serves h on it in the background; a kept-alive
+// connection idle for idle is closed.
+func startHTTP(addr string, keepAlive, idle time.Duration, h http.Handler, logger *slog.Logger) (*httpListener, error) {
 	ln, err := listen("http", addr, keepAlive, logger)
 	if err != nil {
 		return nil, err
@@ -169,7 +170,7 @@ func startHTTP(addr string, keepAlive time.Duration, h http.Handler, logger *slo
 		srv: &http.Server{
 			Handler:           h,
 			ReadHeaderTimeout: readHeaderTimeout,
-			IdleTimeout:       idleTimeout,
+			IdleTimeout:       idle,
 			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 			// HTTP/1.1 and, for gRPC clients, HTTP/2 without TLS (h2c
 			// with prior knowledge) on the same port.

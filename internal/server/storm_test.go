@@ -245,7 +245,7 @@ func isDone(ch <-chan struct{}) bool {
 // ---- the server's health as /metrics tells it ----
 
 type processStats struct {
-	goroutines, fds, heap, rss, conns float64
+	goroutines, fds, heap, rss, conns, buffered float64
 }
 
 // scrape reads the child's /metrics.
@@ -286,13 +286,16 @@ func scrape(httpAddr string, timeout time.Duration) (processStats, error) {
 			s.rss = v
 		case strings.HasPrefix(name, "wharf_connections{"):
 			s.conns += v
+		case strings.HasPrefix(name, "wharf_outbound_buffered_bytes{"):
+			s.buffered += v
 		}
 	}
 	return s, sc.Err()
 }
 
 // waitQuiet waits until the child has no client connection (but the
-// scrape's own) and, given a baseline, until its goroutines, file
+// scrape's own) and holds nothing for clients to read and, given a
+// baseline, until its goroutines, file
 // descriptors and heap are back near it. Generous bounds, no timing.
 func waitQuiet(t *testing.T, httpAddr string, base *processStats) processStats {
 	t.Helper()
@@ -301,7 +304,7 @@ func waitQuiet(t *testing.T, httpAddr string, base *processStats) processStats {
 	var err error
 	for {
 		s, err = scrape(httpAddr, 10*time.Second)
-		ok := err == nil && s.conns == 0
+		ok := err == nil && s.conns == 0 && s.buffered == 0
 		if ok && base != nil {
 			ok = s.goroutines <= base.goroutines+15 &&
 				s.fds <= base.fds+10 &&
