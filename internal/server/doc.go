@@ -13,6 +13,11 @@
 //     logged as "listener not available yet" and not started.
 //   - /readyz reports ready only between a complete startup and the start of
 //     shutdown.
+//   - Every listener is bound by listen (listen.go): accepted connections
+//     get TCP keepalive from tcp_keepalive, set explicitly rather than left
+//     to Go's or the kernel's defaults, and accept errors a wait can cure
+//     (EMFILE above all) are retried with a backoff instead of stopping the
+//     listener and the server.
 //   - Dependencies (configuration, logger) are passed in; the package holds
 //     no package-level state.
 package server
