@@ -7,6 +7,8 @@ import (
 	"sync"
 
 	"connectrpc.com/connect"
+	"connectrpc.com/grpchealth"
+	"connectrpc.com/grpcreflect"
 
 	"github.com/wharfmq/wharf/internal/auth"
 	"github.com/wharfmq/wharf/internal/gateway/grpcapi/gen/wharf/v1/wharfv1connect"
@@ -47,6 +49,20 @@ func Mount(mux *http.ServeMux, o Options) {
 	mux.Handle(path, drains.wrap(h))
 	path, h = wharfv1connect.NewAdminServiceHandler(&admin{svc: o.Service, b: o.Service.Broker(), logger: logger}, opts...)
 	mux.Handle(path, drains.wrap(h))
+
+	// Server reflection (v1 and v1alpha, for grpcurl and similar tools)
+	// and the standard health service answer without credentials: they
+	// describe the API and say the listener serves, nothing more.
+	services := []string{wharfv1connect.MessagingServiceName, wharfv1connect.AdminServiceName}
+	reflector := grpcreflect.NewStaticReflector(services...)
+	for _, handler := range []func() (string, http.Handler){
+		func() (string, http.Handler) { return grpcreflect.NewHandlerV1(reflector) },
+		func() (string, http.Handler) { return grpcreflect.NewHandlerV1Alpha(reflector) },
+		func() (string, http.Handler) { return grpchealth.NewHandler(grpchealth.NewStaticChecker(services...)) },
+	} {
+		path, h := handler()
+		mux.Handle(path, drains.wrap(h))
+	}
 }
 
 func maxRequestBytes(svc *service.Service) int {
