@@ -27,12 +27,15 @@
 //     restart.
 //   - AMQP: each consumer gets the messages of each publisher that are not
 //     flagged redelivered in publish order; a message delivered a second
-//     time is flagged redelivered. Extra copies from a publisher
-//     republishing what was not confirmed are allowed and counted, and so
-//     are acked messages coming back after a crash (settlements reach the
-//     disk once a second), which are counted as amqp_acked_returned: only
-//     acks proved to have reached the broker, by a later round trip on the
-//     same channel, count.
+//     time is flagged redelivered; an ack committed with tx.commit is never
+//     undone. Extra copies from a publisher republishing what was not
+//     confirmed are allowed and counted (amqp_duplicated), and so are
+//     messages coming back after a crash although their plain ack had
+//     reached the broker, proved by a later round trip on the same channel
+//     (amqp_acked_returned): outside a transaction settlements reach the
+//     disk once a second, which makes AMQP delivery at-least-once.
+//   - After the drain a clean restart keeps everything: the partitions end
+//     where they ended, and the drained queue is empty.
 //
 // # Running it
 //
