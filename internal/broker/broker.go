@@ -122,19 +122,19 @@ func Open(opts Options) (*Broker, error) {
 	}
 	b := &Broker{opts: opts, logger: opts.Logger, lock: lock, state: NewState(), topics: map[string]*Topic{}, byID: map[TopicID]string{}, stop: make(chan struct{})}
 	if b.id, err = loadClusterID(opts.DataDir); err != nil {
-		b.closeAll()
+		b.closeAll(false)
 		return nil, err
 	}
 	if err := b.load(); err != nil {
-		b.closeAll()
+		b.closeAll(false)
 		return nil, err
 	}
 	if err := b.openGroups(); err != nil {
-		b.closeAll()
+		b.closeAll(false)
 		return nil, err
 	}
 	if err := b.openQueues(); err != nil {
-		b.closeAll()
+		b.closeAll(false)
 		return nil, err
 	}
 	b.wg.Add(2)
@@ -512,13 +512,20 @@ func (b *Broker) Close() error {
 	b.mu.Unlock()
 	close(b.stop)
 	b.wg.Wait()
-	return b.closeAll()
+	return b.closeAll(true)
 }
 
-func (b *Broker) closeAll() error {
+// closeAll closes everything that is open. With clean (a Close, not an
+// Open that failed part way), it leaves the clean-shutdown mark if every
+// queue was closed without error.
+func (b *Broker) closeAll(clean bool) error {
 	var errs []error
 	if err := b.closeQueues(); err != nil {
 		errs = append(errs, err)
+	} else if clean {
+		if err := writeCleanMark(b.opts.FS, b.opts.DataDir); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if b.groups != nil {
 		if err := b.groups.close(); err != nil {
