@@ -17,6 +17,7 @@ import (
 	"github.com/wharfmq/wharf/internal/broker"
 	"github.com/wharfmq/wharf/internal/config"
 	"github.com/wharfmq/wharf/internal/gateway"
+	"github.com/wharfmq/wharf/internal/limits"
 	"github.com/wharfmq/wharf/internal/metrics"
 )
 
@@ -49,6 +50,8 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (err error
 		RetentionCheckInterval: cfg.Storage.RetentionCheckInterval,
 		QueueMemoryBytes:       cfg.AMQPQueueMemoryBytes,
 		ObserveSync:            metrics.ObserveFsync(fsyncs),
+		MaxTopics:              cfg.Limits.MaxTopics,
+		MaxQueuesPerVhost:      cfg.Limits.MaxQueuesPerVhost,
 	})
 	if err != nil {
 		return fmt.Errorf("opening broker in %s: %w", cfg.DataDir, err)
@@ -63,9 +66,10 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (err error
 
 	collector := metrics.NewCollector(b)
 	users := auth.NewDefaultStore()
+	userLimits := limits.NewUsers(cfg.Limits.MaxConnectionsPerUser) // shared by AMQP and the gateway
 	var amqpSrv *amqpListener
 	if cfg.AMQPListen != "" {
-		amqpSrv, err = startAMQP(cfg, b, users, logger)
+		amqpSrv, err = startAMQP(cfg, b, users, userLimits, logger)
 		if err != nil {
 			return err
 		}
