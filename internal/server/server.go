@@ -98,7 +98,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (err error
 			collector,
 		)
 		svc := newGatewayService(cfg, b, logger)
-		ws, err := newWebSocket(cfg, svc, users, logger)
+		ws, err := newWebSocket(cfg, svc, users, userLimits, logger)
 		if err != nil {
 			return err
 		}
@@ -112,8 +112,9 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (err error
 		})
 		h := gateway.NewHandler(gateway.Options{
 			Logger: logger, Registry: reg, Ready: ready.Load, WebSocket: ws, Service: svc, Users: users,
+			UserLimits: userLimits,
 		})
-		httpSrv, err = startHTTP(cfg.HTTPListen, h, logger)
+		httpSrv, err = startHTTP(cfg.HTTPListen, cfg.Limits.HTTPMaxConnections, h, logger)
 		if err != nil {
 			return err
 		}
@@ -157,12 +158,14 @@ type httpListener struct {
 	done chan struct{}
 }
 
-// startHTTP binds addr and serves h on it in the background.
-func startHTTP(addr string, h http.Handler, logger *slog.Logger) (*httpListener, error) {
+// startHTTP binds addr and serves h on it in the background, with at most
+// maxConns connections open (zero: no limit).
+func startHTTP(addr string, maxConns int, h http.Handler, logger *slog.Logger) (*httpListener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("http listener on %s: %w", addr, err)
 	}
+	ln = gateway.LimitListener(ln, maxConns, logger)
 	l := &httpListener{
 		srv: &http.Server{
 			Handler:           h,
