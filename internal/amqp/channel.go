@@ -79,7 +79,9 @@ func (ch *channel) fail(e *closeError) error {
 	if e.hard() {
 		return e
 	}
-	ch.c.logger.Info("closing channel", "channel", ch.id, "code", e.code, "text", e.text)
+	if !ch.c.logRefusal(e) {
+		ch.c.logger.Info("closing channel", "channel", ch.id, "code", e.code, "text", e.text)
+	}
 	ch.closing = true
 	ch.asm.Reset()
 	ch.teardown()

@@ -13,6 +13,7 @@ import (
 	"github.com/wharfmq/wharf/internal/auth"
 	"github.com/wharfmq/wharf/internal/gateway/grpcapi/gen/wharf/v1/wharfv1connect"
 	"github.com/wharfmq/wharf/internal/gateway/service"
+	"github.com/wharfmq/wharf/internal/limits"
 )
 
 // minRequestBytes is the least a request may be; a larger service message
@@ -27,6 +28,10 @@ type Options struct {
 	Users *auth.Store
 	// Logger logs refused logins and failures; nil discards.
 	Logger *slog.Logger
+	// UserLimits counts each user's calls in progress (a stream is one
+	// until it ends) against the per-user connection limit; nil means no
+	// limit.
+	UserLimits *limits.Users
 }
 
 // Mount registers the gRPC services on mux, under their
@@ -42,7 +47,8 @@ func Mount(mux *http.ServeMux, o Options) {
 	logger = logger.With("face", "grpc")
 	drains := &drains{bySrv: map[*http.Server]chan struct{}{}}
 	opts := []connect.HandlerOption{
-		connect.WithInterceptors(&authInterceptor{users: o.Users, logger: logger}),
+		connect.WithInterceptors(&authInterceptor{users: o.Users, logger: logger,
+			userLimits: o.UserLimits, refusals: limits.NewLogSampler(logger, 0, nil)}),
 		connect.WithReadMaxBytes(maxRequestBytes(o.Service)),
 	}
 	path, h := wharfv1connect.NewMessagingServiceHandler(&messaging{svc: o.Service, logger: logger}, opts...)
