@@ -239,6 +239,7 @@ func (c *conn) handleChannel0(f wire.Frame) error {
 	case *wire.ConnectionClose:
 		c.logger.Info("client closed the connection", "code", m.ReplyCode, "text", m.ReplyText)
 		c.closing.Store(true)
+		c.persistSettlements()
 		c.sendMethod(0, &wire.ConnectionCloseOk{})
 		return errPeerClosed
 	case *wire.ConnectionBlocked, *wire.ConnectionUnblocked:

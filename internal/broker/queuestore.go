@@ -29,7 +29,8 @@ import (
 // restart (at-least-once, as in RabbitMQ), flagged redelivered: after a
 // clean shutdown if the delivery mark written with the acks covers them,
 // after a crash always (see cleanmark.go). PersistSettlements writes the
-// settlements at once, for tx.commit. The acks state is
+// settlements at once, for tx.commit and for the AMQP channel's reply that
+// follows an ack. The acks state is
 // clamped to the log's end on open: acks may be written before the
 // messages they settle are fsynced, and a crash can take those back. A missing or
 // damaged acks file means every message from the start offset comes back.

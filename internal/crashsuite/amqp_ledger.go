@@ -145,17 +145,18 @@ type AMQPResult struct {
 	Corrupt     int // deliveries that failed their checksum
 	Misordered  int // first deliveries out of publish order
 	Unflagged   int // copies delivered again without the redelivered flag
-	AckReturned int // copies delivered again after their ack reached the broker (not committed)
+	AckReturned int // copies delivered again after a later reply proved their ack received (not committed)
 	Uncommitted int // copies delivered again after a tx.commit of their ack
 	Problems    []string
 }
 
 // Failed reports whether an AMQP guarantee broke. Extra copies from
-// republishing are allowed, and so are messages whose plain ack reached the
-// broker coming back after a crash (settlements outside a transaction are
-// written once a second: at-least-once); committed acks are not.
+// republishing are allowed, and so are messages coming back after a crash
+// whose ack no later reply proved received (at-least-once); a message
+// whose ack was proved received, by a reply or a tx.commit, must not come
+// back.
 func (r AMQPResult) Failed() bool {
-	return r.Lost+r.Corrupt+r.Misordered+r.Unflagged+r.Uncommitted > 0
+	return r.Lost+r.Corrupt+r.Misordered+r.Unflagged+r.AckReturned+r.Uncommitted > 0
 }
 
 // Verify judges the ledger once everything was drained: every confirmed

@@ -27,13 +27,13 @@
 //     restart.
 //   - AMQP: each consumer gets the messages of each publisher that are not
 //     flagged redelivered in publish order; a message delivered a second
-//     time is flagged redelivered; an ack committed with tx.commit is never
-//     undone. Extra copies from a publisher republishing what was not
-//     confirmed are allowed and counted (amqp_duplicated), and so are
-//     messages coming back after a crash although their plain ack had
-//     reached the broker, proved by a later round trip on the same channel
-//     (amqp_acked_returned): outside a transaction settlements reach the
-//     disk once a second, which makes AMQP delivery at-least-once.
+//     time is flagged redelivered; an ack is never undone once a later
+//     reply on the same channel (amqp_acked_returned) or a tx.commit
+//     (amqp_committed_returned) proved it received. Extra copies from a
+//     publisher republishing what was not confirmed are allowed and
+//     counted (amqp_duplicated), and so are messages whose ack nothing
+//     proved received coming back after a crash, flagged redelivered
+//     (at-least-once).
 //   - After the drain a clean restart keeps everything: the partitions end
 //     where they ended, and the drained queue is empty.
 //
