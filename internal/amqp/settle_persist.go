@@ -68,4 +68,3 @@ func (c *conn) persistSettlements() {
 		}
 	}
 }
-
