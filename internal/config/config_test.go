@@ -197,6 +197,14 @@ func TestEverySettingFromEverySource(t *testing.T) {
 		"websocket.broadcast_users":           "ops,alice",
 		"websocket.jwt_hs256_secret_file":     "/etc/wharf/jwt.key",
 		"websocket.jwt_rs256_public_key_file": "/etc/wharf/jwt.pub",
+		"limits.kafka_max_connections":        "1000",
+		"limits.amqp_max_connections":         "2000",
+		"limits.http_max_connections":         "3000",
+		"limits.max_connections_per_user":     "50",
+		"limits.amqp_channel_max":             "128",
+		"limits.amqp_frame_max":               "65536",
+		"limits.max_queues_per_vhost":         "500",
+		"limits.max_topics":                   "300",
 	}
 	want := Config{
 		DataDir:                 "/var/lib/wharf",
@@ -236,6 +244,16 @@ func TestEverySettingFromEverySource(t *testing.T) {
 			BroadcastUsers:   "ops,alice",
 			JWTSecretFile:    "/etc/wharf/jwt.key",
 			JWTPublicKeyFile: "/etc/wharf/jwt.pub",
+		},
+		Limits: LimitsConfig{
+			KafkaMaxConnections:   1000,
+			AMQPMaxConnections:    2000,
+			HTTPMaxConnections:    3000,
+			MaxConnectionsPerUser: 50,
+			AMQPChannelMax:        128,
+			AMQPFrameMax:          65536,
+			MaxQueuesPerVhost:     500,
+			MaxTopics:             300,
 		},
 	}
 	settings := Settings()
@@ -358,6 +376,11 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"kafka idle timeout", func(c *Config) { c.KafkaConnectionsMaxIdle = -time.Second }, "kafka_connections_max_idle", "kafka-connections-max-idle", "must not be negative"},
 		{"tcp keepalive fraction", func(c *Config) { c.TCPKeepAlive = 1500 * time.Millisecond }, "tcp_keepalive", "tcp-keepalive", "must be whole seconds"},
 		{"tcp keepalive negative", func(c *Config) { c.TCPKeepAlive = -time.Second }, "tcp_keepalive", "tcp-keepalive", "must be whole seconds"},
+		{"negative connection limit", func(c *Config) { c.Limits.AMQPMaxConnections = -1 }, "limits.amqp_max_connections", "amqp-max-connections", "between 0 (no limit)"},
+		{"negative topic limit", func(c *Config) { c.Limits.MaxTopics = -5 }, "limits.max_topics", "max-topics", "between 0 (no limit)"},
+		{"channel max too big", func(c *Config) { c.Limits.AMQPChannelMax = 65536 }, "limits.amqp_channel_max", "amqp-channel-max", "between 0 (65535) and 65535"},
+		{"frame max too small", func(c *Config) { c.Limits.AMQPFrameMax = 4095 }, "limits.amqp_frame_max", "amqp-frame-max", "between 4096"},
+		{"frame max too big", func(c *Config) { c.Limits.AMQPFrameMax = 16<<20 + 1 }, "limits.amqp_frame_max", "amqp-frame-max", "between 4096"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -394,6 +417,7 @@ func TestValidateAccepts(t *testing.T) {
 		{"zero fsync interval is unused with always", func(c *Config) { c.Storage.FsyncInterval = 0 }},
 		{"fsync never", func(c *Config) { c.Storage.Fsync = "never" }},
 		{"keepalive and idle timeout off", func(c *Config) { c.TCPKeepAlive, c.KafkaConnectionsMaxIdle = 0, 0 }},
+		{"every limit off", func(c *Config) { c.Limits = LimitsConfig{AMQPFrameMax: 4096} }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

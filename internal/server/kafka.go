@@ -29,6 +29,7 @@ func startKafka(cfg config.Config, b *broker.Broker, logger *slog.Logger) (*kafk
 		ConnectionsMaxIdle: cfg.KafkaConnectionsMaxIdle,
 		AutoCreateTopics:   cfg.AutoCreateTopics,
 		DefaultPartitions:  int32(cfg.DefaultPartitions),
+		MaxConnections:     cfg.Limits.KafkaMaxConnections,
 		Logger:             logger,
 	})
 	l := &kafkaListener{srv: srv, errs: make(chan error, 1), done: make(chan struct{})}

@@ -159,7 +159,7 @@ func TestRunListenersUseTCPKeepAlive(t *testing.T) {
 func TestHTTPIdleConnectionsAreClosed(t *testing.T) {
 	h := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") })
 	addr := freeLoopbackAddr(t)
-	l, err := startHTTP(addr, 15*time.Second, time.Second, h, slog.New(slog.DiscardHandler))
+	l, err := startHTTP(addr, 0, 15*time.Second, time.Second, h, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
