@@ -86,12 +86,16 @@ type Server struct {
 	closing bool
 	wg      sync.WaitGroup
 	nextID  atomic.Uint64
+	// forced is closed when Shutdown's deadline passes: waits for
+	// confirms end, and the sockets are closed.
+	forced     chan struct{}
+	forcedOnce sync.Once
 }
 
 // NewServer returns a server for b.
 func NewServer(b *broker.Broker, opts Options) *Server {
 	opts = opts.withDefaults()
-	return &Server{b: b, opts: opts, logger: opts.Logger.With("listener", "amqp"), conns: map[*conn]struct{}{}}
+	return &Server{b: b, opts: opts, logger: opts.Logger.With("listener", "amqp"), conns: map[*conn]struct{}{}, forced: make(chan struct{})}
 }
 
 // Serve accepts connections on ln until Shutdown. It returns nil after a
@@ -141,10 +145,11 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 }
 
-// Shutdown stops accepting, closes every connection with 320
-// CONNECTION_FORCED (their unacknowledged messages go back to their
-// queues) and waits for them, at most until ctx is done; then it closes the
-// sockets that are left.
+// Shutdown stops accepting and closes every connection: each reads the
+// frames its client sent before the shutdown, confirms every publish it
+// read, and is closed with 320 CONNECTION_FORCED (its unacknowledged
+// messages go back to their queues). Shutdown waits for them, at most until
+// ctx is done; then it closes the sockets that are left.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
@@ -152,7 +157,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.ln.Close()
 	}
 	for c := range s.conns {
-		c.forceClose("broker shutdown")
+		c.shutdown()
 	}
 	s.mu.Unlock()
 	done := make(chan struct{})
@@ -161,6 +166,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-done:
 		return nil
 	case <-ctx.Done():
+		s.forcedOnce.Do(func() { close(s.forced) })
 		s.mu.Lock()
 		for c := range s.conns {
 			c.nc.Close()

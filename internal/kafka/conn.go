@@ -13,6 +13,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/wharfmq/wharf/internal/drain"
 )
 
 // request is one decoded request and what is known of its sender.
@@ -60,6 +62,7 @@ type pending struct {
 type conn struct {
 	s      *Server
 	nc     net.Conn
+	rd     *drain.Reader // nc as the reader reads it; see stopReading
 	queue  chan pending
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -68,12 +71,16 @@ type conn struct {
 
 func newConn(s *Server, nc net.Conn) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &conn{s: s, nc: nc, queue: make(chan pending, s.opts.MaxInFlight), ctx: ctx, cancel: cancel}
+	return &conn{s: s, nc: nc, rd: drain.NewReader(nc, drainGrace), queue: make(chan pending, s.opts.MaxInFlight), ctx: ctx, cancel: cancel}
 }
 
-// stopReading makes the reader stop at its next read; requests already read
-// are still answered.
-func (c *conn) stopReading() { c.nc.SetReadDeadline(time.Now()) }
+// drainGrace bounds how long, once the server stops reading, a request the
+// client had begun to send may take to arrive in full.
+const drainGrace = 2 * time.Second
+
+// stopReading makes the reader read only the requests the client has
+// already sent, then stop; every request read is still answered.
+func (c *conn) stopReading() { c.rd.Stop() }
 
 func (c *conn) serve() {
 	writerDone := make(chan struct{})
@@ -101,9 +108,10 @@ var errStopped = errors.New("connection stopped")
 func (c *conn) readLoop() error {
 	var size [4]byte
 	for {
-		if _, err := io.ReadFull(c.nc, size[:]); err != nil {
+		c.rd.AtBoundary()
+		if _, err := io.ReadFull(c.rd, size[:]); err != nil {
 			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			if errors.Is(err, drain.ErrDrained) || errors.As(err, &ne) && ne.Timeout() {
 				return errStopped
 			}
 			return err
@@ -113,7 +121,13 @@ func (c *conn) readLoop() error {
 			return fmt.Errorf("request size %d outside [8, %d]", n, c.s.opts.MaxRequestBytes)
 		}
 		body := c.s.bufs.get(int(n))
-		if _, err := io.ReadFull(c.nc, body); err != nil {
+		if _, err := io.ReadFull(c.rd, body); err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				// Stopped, and the rest of this request never came: the
+				// requests before it are still answered.
+				return errStopped
+			}
 			return err
 		}
 		p, err := c.handle(body)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -25,10 +26,10 @@ import (
 const readHeaderTimeout = 10 * time.Second
 
 // Run opens the broker in cfg.DataDir, starts the configured listeners and
-// serves until ctx is cancelled or a listener fails. It then stops accepting,
-// drains the HTTP listener for at most cfg.ShutdownTimeout and closes the
-// broker. It returns nil after a shutdown caused by ctx. A nil logger
-// discards logs.
+// serves until ctx is cancelled or a listener fails. It then shuts down (see
+// stopListeners) and closes the broker, which fsyncs everything written.
+// It returns nil after a shutdown caused by ctx. A nil logger discards
+// logs.
 func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (err error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -61,6 +62,11 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (err error
 		logger.Info("broker closed")
 	}()
 
+	// Listeners stop together, before the broker closes (defers run in
+	// reverse).
+	var stops []func(context.Context)
+	defer func() { stopListeners(stops, cfg.ShutdownTimeout, logger) }()
+
 	collector := metrics.NewCollector(b)
 	users := auth.NewDefaultStore()
 	var amqpSrv *amqpListener
@@ -70,7 +76,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (err error
 			return err
 		}
 		collector.SetConnections("amqp", amqpSrv.srv.Connections)
-		defer amqpSrv.shutdown(cfg.ShutdownTimeout, logger)
+		stops = append(stops, func(ctx context.Context) { amqpSrv.shutdown(ctx, logger) })
 	}
 
 	var kafkaSrv *kafkaListener
@@ -80,7 +86,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (err error
 			return err
 		}
 		collector.SetConnections("kafka", kafkaSrv.srv.Connections)
-		defer kafkaSrv.shutdown(cfg.ShutdownTimeout, logger)
+		stops = append(stops, func(ctx context.Context) { kafkaSrv.shutdown(ctx, logger) })
 	}
 
 	var ready atomic.Bool
@@ -114,6 +120,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (err error
 			return err
 		}
 		httpSrv.ws = ws
+		stops = append(stops, func(ctx context.Context) { httpSrv.shutdown(ctx, logger) })
 	} else {
 		if kafkaSrv == nil && amqpSrv == nil {
 			logger.Warn("no listener enabled")
@@ -138,11 +145,28 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (err error
 		logger.Error("listener failed, shutting down", "listener", "amqp", "err", serveErr)
 	}
 	ready.Store(false)
-
-	if httpSrv != nil {
-		httpSrv.shutdown(cfg.ShutdownTimeout, logger)
-	}
 	return serveErr
+}
+
+// stopListeners shuts every listener down at once, so that none accepts a
+// connection once shutdown has begun, and gives them timeout in all to
+// drain: each answers the requests it has read (Kafka), confirms the
+// publishes it has read and closes with 320 (AMQP), or closes its
+// sessions with 1001 (WebSocket); past the timeout, connections left are
+// closed.
+func stopListeners(stops []func(context.Context), timeout time.Duration, logger *slog.Logger) {
+	if len(stops) == 0 {
+		return
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, stop := range stops {
+		wg.Go(func() { stop(ctx) })
+	}
+	wg.Wait()
+	logger.Info("listeners stopped", "took", time.Since(start).Round(time.Millisecond))
 }
 
 // httpListener is a running HTTP server.
@@ -192,15 +216,17 @@ func (l *httpListener) errc() <-chan error {
 	return l.errs
 }
 
-// shutdown stops accepting, waits up to timeout for requests in flight and
-// then closes whatever connections remain.
-func (l *httpListener) shutdown(timeout time.Duration, logger *slog.Logger) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
+// shutdown stops accepting, closes the WebSocket sessions with 1001 and
+// waits until ctx ends for requests in flight; then it closes whatever
+// connections remain. The listener closes first: the sessions' close
+// handshakes take time, and no new connection may arrive meanwhile.
+func (l *httpListener) shutdown(ctx context.Context, logger *slog.Logger) {
+	srvDone := make(chan error, 1)
+	go func() { srvDone <- l.srv.Shutdown(ctx) }()
 	if l.ws != nil {
 		l.ws.Shutdown(ctx)
 	}
-	if err := l.srv.Shutdown(ctx); err != nil {
+	if err := <-srvDone; err != nil {
 		logger.Warn("http listener did not drain in time; closing its connections",
 			"listener", "http", "err", err)
 		if err := l.srv.Close(); err != nil {

@@ -1,0 +1,119 @@
+package drain
+
+import (
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ErrDrained is returned by a read at a message boundary after Stop when
+// the client has sent nothing more.
+var ErrDrained = errors.New("drain: nothing more buffered from the client")
+
+// Reader states.
+const (
+	reading   = iota // plain reads
+	draining         // after Stop: only what has arrived
+	finishing        // after Finish: plain reads up to a deadline
+)
+
+// Reader reads a client connection for a protocol server; see the package
+// documentation.
+type Reader struct {
+	nc    net.Conn
+	grace time.Duration
+
+	mu       sync.Mutex // held by Stop and Finish and around deadlines set after Stop
+	state    atomic.Int32
+	boundary bool      // owned by the reading goroutine: the next Read starts a message
+	graceEnd time.Time // owned by the reading goroutine: zero until a message is being finished
+}
+
+// NewReader returns a Reader of nc. grace bounds how long, after Stop, a
+// message already begun may take to arrive in full.
+func NewReader(nc net.Conn, grace time.Duration) *Reader {
+	return &Reader{nc: nc, grace: grace}
+}
+
+// AtBoundary tells the Reader that its next Read starts a new message (the
+// decoder holds no buffered bytes of one). Call it from the reading
+// goroutine only.
+func (r *Reader) AtBoundary() { r.boundary = true }
+
+// Stopping reports whether Stop has been called (and Finish has not).
+func (r *Reader) Stopping() bool { return r.state.Load() == draining }
+
+// Stop makes reads take only what the client has already sent, and
+// interrupts a read that is blocked. It does nothing after Finish.
+func (r *Reader) Stop() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.state.CompareAndSwap(reading, draining) {
+		_ = r.nc.SetReadDeadline(time.Now())
+	}
+}
+
+// Finish makes reads plain blocking reads again, failing after deadline:
+// for a closing handshake once the input has been drained, or instead of
+// draining when the connection is closing anyway.
+func (r *Reader) Finish(deadline time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.state.Store(finishing)
+	_ = r.nc.SetReadDeadline(deadline)
+}
+
+// Read reads from the connection as the Reader's state says.
+func (r *Reader) Read(p []byte) (int, error) {
+	boundary := r.boundary
+	r.boundary = false
+	for {
+		if r.state.Load() == draining {
+			return r.drainRead(p, boundary)
+		}
+		n, err := r.nc.Read(p)
+		if n == 0 && isTimeout(err) && r.state.Load() == draining {
+			continue // Stop interrupted the read: take what has arrived
+		}
+		return n, err
+	}
+}
+
+// drainRead is a read after Stop. Each message gets one grace period to
+// arrive in full, counted from the first read inside it after Stop.
+func (r *Reader) drainRead(p []byte, boundary bool) (int, error) {
+	if boundary {
+		r.graceEnd = time.Time{}
+		// Clear Stop's interrupt so the raw read below runs; under mu, so
+		// the interrupt cannot come after this.
+		r.mu.Lock()
+		_ = r.nc.SetReadDeadline(time.Time{})
+		r.mu.Unlock()
+		n, err := readNow(r.nc, p)
+		if n == 0 && errors.Is(err, errWouldBlock) {
+			return 0, ErrDrained
+		}
+		return n, err
+	}
+	// Inside a message: its rest may still be on its way.
+	if r.graceEnd.IsZero() {
+		r.graceEnd = time.Now().Add(r.grace)
+	}
+	for {
+		r.mu.Lock()
+		_ = r.nc.SetReadDeadline(r.graceEnd)
+		r.mu.Unlock()
+		n, err := r.nc.Read(p)
+		if n == 0 && isTimeout(err) && time.Now().Before(r.graceEnd) {
+			continue // another deadline cut in; the grace is not over
+		}
+		return n, err
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
