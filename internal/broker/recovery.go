@@ -26,14 +26,15 @@ func (r *recoveryTotals) add(rec storage.Recovery) {
 	r.truncated += rec.TruncatedBytes
 }
 
-// logRecovery logs how the logs opened: "clean start" when no log had a
-// torn tail to cut, "recovered an unclean shutdown" otherwise.
+// logRecovery logs how the logs opened: "clean start" when no segment had
+// to be read (after a clean shutdown every segment has valid indexes),
+// "recovered an unclean shutdown" otherwise, with what was read and cut.
 func (b *Broker) logRecovery(took time.Duration) {
 	r := &b.recovery
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	msg, log := "clean start", b.logger.Info
-	if r.truncated > 0 {
+	if r.scanned > 0 || r.truncated > 0 {
 		msg, log = "recovered an unclean shutdown", b.logger.Warn
 	}
 	log(msg, "logs", r.logs, "scanned_segments", r.scanned, "scanned_bytes", r.scanBytes,
