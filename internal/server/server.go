@@ -172,6 +172,7 @@ func stopListeners(stops []func(context.Context), timeout time.Duration, logger 
 // httpListener is a running HTTP server.
 type httpListener struct {
 	ws   *gateway.WebSocket // closed first on shutdown: its connections are hijacked
+	ln   *onceCloseListener
 	srv  *http.Server
 	errs chan error // receives Serve's error unless it is http.ErrServerClosed
 	done chan struct{}
@@ -179,11 +180,13 @@ type httpListener struct {
 
 // startHTTP binds addr and serves h on it in the background.
 func startHTTP(addr string, h http.Handler, logger *slog.Logger) (*httpListener, error) {
-	ln, err := net.Listen("tcp", addr)
+	tcp, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("http listener on %s: %w", addr, err)
 	}
+	ln := &onceCloseListener{Listener: tcp}
 	l := &httpListener{
+		ln: ln,
 		srv: &http.Server{
 			Handler:           h,
 			ReadHeaderTimeout: readHeaderTimeout,
@@ -221,6 +224,7 @@ func (l *httpListener) errc() <-chan error {
 // connections remain. The listener closes first: the sessions' close
 // handshakes take time, and no new connection may arrive meanwhile.
 func (l *httpListener) shutdown(ctx context.Context, logger *slog.Logger) {
+	_ = l.ln.Close()
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- l.srv.Shutdown(ctx) }()
 	if l.ws != nil {
@@ -235,4 +239,17 @@ func (l *httpListener) shutdown(ctx context.Context, logger *slog.Logger) {
 	}
 	<-l.done
 	logger.Info("listener stopped", "listener", "http")
+}
+
+// onceCloseListener closes its listener once: shutdown closes it before
+// http.Server.Shutdown does, and the second Close is not an error.
+type onceCloseListener struct {
+	net.Listener
+	once sync.Once
+	err  error
+}
+
+func (l *onceCloseListener) Close() error {
+	l.once.Do(func() { l.err = l.Listener.Close() })
+	return l.err
 }
