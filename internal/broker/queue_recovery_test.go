@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/wharfmq/wharf/internal/storage"
@@ -13,8 +14,13 @@ import (
 // of acknowledged messages and some delivered but not acknowledged, once
 // with a memory limit (recovered paged out, without reading the log) and
 // once without (read into memory): both give back the same messages, in
-// order, with the same redelivered marks.
+// order, with the same redelivered marks. The paged-out ones are read
+// back over several read-ahead windows.
 func TestQueueRecoveryPagedOutOrInMemory(t *testing.T) {
+	const total, taken = 1500, 1000 // 300 KiB: several read-ahead windows
+	if total*200 < 4*loadAheadBytes {
+		t.Fatal("too few messages to cross read-ahead windows")
+	}
 	dir := t.TempDir()
 	open := func(dir string, limit int64) *Broker {
 		b, err := Open(Options{DataDir: dir, LogDefaults: storage.DefaultLogConfig(), QueueMemoryBytes: limit})
@@ -23,19 +29,19 @@ func TestQueueRecoveryPagedOutOrInMemory(t *testing.T) {
 		}
 		return b
 	}
-	body := func(i int) string { return fmt.Sprintf("message-%03d", i) }
+	body := func(i int) string { return fmt.Sprintf("message-%04d-%s", i, strings.Repeat("x", 200)) }
 	b := open(dir, 0)
 	mustDeclareQueue(t, b, DefaultVhost, "c1", QueueSpec{Name: "gaps", Durable: true})
 	var pending []PublishResult
-	for i := range 60 {
+	for i := range total {
 		pending = append(pending, qtPublish(t, b, "gaps", body(i), true))
 	}
 	for _, p := range pending {
 		qtWait(t, p)
 	}
 	q := qtQueue(t, b, "gaps")
-	// Take 40: ack every third, leave the rest delivered and unsettled.
-	for i := range 40 {
+	// Take some: ack every third, leave the rest delivered and unsettled.
+	for i := range taken {
 		if d := qtGet(t, q, false); i%3 == 0 {
 			q.Ack([]Delivery{d})
 		}
@@ -44,12 +50,12 @@ func TestQueueRecoveryPagedOutOrInMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	var want, wantRedelivered []string
-	for i := range 60 {
-		if i < 40 && i%3 == 0 {
+	for i := range total {
+		if i < taken && i%3 == 0 {
 			continue
 		}
 		want = append(want, body(i))
-		if i < 40 {
+		if i < taken {
 			wantRedelivered = append(wantRedelivered, body(i))
 		}
 	}
@@ -75,7 +81,8 @@ func TestQueueRecoveryPagedOutOrInMemory(t *testing.T) {
 			}
 		}
 		if !slices.Equal(got, want) || !slices.Equal(redelivered, wantRedelivered) {
-			t.Errorf("memory limit %d: recovered %q\nredelivered %q\nwant %q\nredelivered %q", limit, got, redelivered, want, wantRedelivered)
+			t.Errorf("memory limit %d: recovered %d messages (%d redelivered), want %d (%d); first difference at %d",
+				limit, len(got), len(redelivered), len(want), len(wantRedelivered), firstDiff(got, want))
 		}
 		if err := b.Close(); err != nil {
 			t.Fatal(err)

@@ -50,6 +50,7 @@ type queueStore struct {
 	acked     map[int64]struct{} // settled offsets at or above low
 	delivered int64              // highest offset ever delivered, or -1
 	dirty     bool
+	ahead     readAhead // messages read back past the one asked for
 
 	snaps   uint64     // snapshots taken; guarded by the queue's mu
 	flushMu sync.Mutex // one write at a time
@@ -225,9 +226,39 @@ func decodeQueueRecord(r storage.Record) *Message {
 	return m
 }
 
-// load reads the message stored at off back from the log.
+// loadAheadBytes is how much of the log one read back takes: paged-out
+// messages go out in offset order, so the messages after the one asked for
+// are usually asked for next (measured on 1 KiB messages: one read per
+// message drained a recovered queue at 32-45k msg/s, against 95k from
+// memory).
+const loadAheadBytes = 64 << 10
+
+// readAhead holds the messages decoded by the last read back: msgs[i] is
+// the message at offset from+i, nil once taken.
+type readAhead struct {
+	from int64
+	msgs []*Message
+}
+
+// take returns the message at off if the last read back decoded it.
+func (r *readAhead) take(off int64) *Message {
+	i := off - r.from
+	if i < 0 || i >= int64(len(r.msgs)) || r.msgs[i] == nil {
+		return nil
+	}
+	m := r.msgs[i]
+	r.msgs[i] = nil
+	return m
+}
+
+// load reads the message stored at off back from the log, and keeps the
+// ones after it from the same read for the next loads. Callers hold the
+// queue's lock.
 func (s *queueStore) load(off int64) (*Message, error) {
-	res, err := s.log.Read(off, 1)
+	if m := s.ahead.take(off); m != nil {
+		return m, nil
+	}
+	res, err := s.log.Read(off, loadAheadBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -236,27 +267,29 @@ func (s *queueStore) load(off int64) (*Message, error) {
 	if err != nil {
 		return nil, err
 	}
-	var msg *Message
+	clear(s.ahead.msgs)
+	s.ahead.from, s.ahead.msgs = off, s.ahead.msgs[:0]
 	err = storage.SplitBatches(buf, func(b storage.Batch) bool {
 		derr := storage.DecodeRecords(b, func(r storage.Record) bool {
-			if r.Offset == off {
-				msg = decodeQueueRecord(r)
-				return false
+			// Offsets are dense: the record at off+i is msgs[i].
+			if r.Offset == s.ahead.from+int64(len(s.ahead.msgs)) {
+				s.ahead.msgs = append(s.ahead.msgs, decodeQueueRecord(r))
 			}
 			return true
 		})
 		if derr != nil {
 			err = derr
 		}
-		return msg == nil && err == nil
+		return err == nil
 	})
 	if err != nil {
+		s.ahead.msgs = s.ahead.msgs[:0]
 		return nil, err
 	}
-	if msg == nil {
-		return nil, fmt.Errorf("offset %d not found in %s", off, s.dir)
+	if m := s.ahead.take(off); m != nil {
+		return m, nil
 	}
-	return msg, nil
+	return nil, fmt.Errorf("offset %d not found in %s", off, s.dir)
 }
 
 // append writes one encoded message; callers hold the queue's lock so that
