@@ -172,9 +172,11 @@ func (c *conn) closeWith(e *closeError) {
 	if !e.hard() {
 		e = &closeError{code: wire.ReplyInternalError, text: shortString("INTERNAL_ERROR - channel error on the connection: " + e.text), classID: e.classID, methodID: e.methodID}
 	}
-	if e.code == wire.ReplyInternalError {
+	switch {
+	case c.logRefusal(e):
+	case e.code == wire.ReplyInternalError:
 		c.logger.Error("closing connection", "code", e.code, "text", e.text)
-	} else {
+	default:
 		c.logger.Warn("closing connection", "code", e.code, "text", e.text)
 	}
 	c.startClose(e)
@@ -270,7 +272,7 @@ func (c *conn) handleFrame(f wire.Frame) error {
 		return c.handleChannel0(f)
 	}
 	if f.Channel > c.channelMax {
-		return newCloseError(wire.ReplyChannelError, "channel %d is beyond the negotiated channel_max %d", f.Channel, c.channelMax)
+		return channelMaxError(f.Channel, c.channelMax)
 	}
 	c.chMu.RLock()
 	ch := c.channels[f.Channel]
@@ -294,6 +296,7 @@ func (c *conn) handleChannel0(f wire.Frame) error {
 	case *wire.ConnectionClose:
 		c.logger.Info("client closed the connection", "code", m.ReplyCode, "text", m.ReplyText)
 		c.closing.Store(true)
+		c.persistSettlements()
 		c.sendMethod(0, &wire.ConnectionCloseOk{})
 		return errPeerClosed
 	case *wire.ConnectionBlocked, *wire.ConnectionUnblocked:

@@ -14,6 +14,7 @@ import (
 
 	"github.com/wharfmq/wharf/internal/auth"
 	"github.com/wharfmq/wharf/internal/broker"
+	"github.com/wharfmq/wharf/internal/limits"
 )
 
 // Options configures the AMQP server.
@@ -28,8 +29,18 @@ type Options struct {
 	// FrameMax is the largest frame offered in connection.tune; zero means
 	// 131072, RabbitMQ's default.
 	FrameMax uint32
-	// ChannelMax is the most channels offered; zero means 2047.
+	// ChannelMax is the channel_max offered: the highest channel number,
+	// so the most channels, of a connection; zero means 2047.
 	ChannelMax uint16
+	// MaxConnections bounds the open connections: connection.open beyond
+	// it is refused with 530 NOT_ALLOWED, as RabbitMQ's connection_max.
+	// Zero means no limit.
+	MaxConnections int
+	// UserLimits bounds the connections of each user (shared with the
+	// gateway's faces): connection.open beyond it is refused with 530
+	// NOT_ALLOWED, as RabbitMQ's per-user max-connections. Nil means no
+	// limit.
+	UserLimits *limits.Users
 	// Heartbeat is the heartbeat interval offered; zero means 60s, a
 	// negative value offers none.
 	Heartbeat time.Duration
@@ -80,22 +91,29 @@ type Server struct {
 	opts   Options
 	logger *slog.Logger
 
-	mu      sync.Mutex
-	ln      net.Listener
-	conns   map[*conn]struct{}
-	closing bool
-	wg      sync.WaitGroup
-	nextID  atomic.Uint64
+	mu       sync.Mutex
+	ln       net.Listener
+	conns    map[*conn]struct{}
+	admitted map[*conn]func() // open connections and what frees their slots (limits.go)
+	closing  bool
+	wg       sync.WaitGroup
+	nextID   atomic.Uint64
 	// forced is closed when Shutdown's deadline passes: waits for
 	// confirms end, and the sockets are closed.
 	forced     chan struct{}
 	forcedOnce sync.Once
+
+	gate     *limits.Gate       // MaxConnections
+	refusals *limits.LogSampler // one line per kind of limit refusal per interval
 }
 
 // NewServer returns a server for b.
 func NewServer(b *broker.Broker, opts Options) *Server {
 	opts = opts.withDefaults()
-	return &Server{b: b, opts: opts, logger: opts.Logger.With("listener", "amqp"), conns: map[*conn]struct{}{}, forced: make(chan struct{})}
+	s := &Server{b: b, opts: opts, logger: opts.Logger.With("listener", "amqp"), conns: map[*conn]struct{}{},
+		admitted: map[*conn]func(){}, gate: limits.NewGate(opts.MaxConnections), forced: make(chan struct{})}
+	s.refusals = limits.NewLogSampler(s.logger, 0, opts.Now)
+	return s
 }
 
 // Serve accepts connections on ln until Shutdown. It returns nil after a
@@ -138,6 +156,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		go func() {
 			defer s.wg.Done()
 			c.serve()
+			s.release(c)
 			s.mu.Lock()
 			delete(s.conns, c)
 			s.mu.Unlock()

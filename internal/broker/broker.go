@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/wharfmq/wharf/internal/limits"
 	"github.com/wharfmq/wharf/internal/storage"
 )
 
@@ -41,6 +42,10 @@ type Options struct {
 	// ObserveSync, when not nil, is told the duration of every fsync of a
 	// log segment (topics, queues and the broker's own logs).
 	ObserveSync func(time.Duration)
+	// MaxTopics and MaxQueuesPerVhost bound the topics and the queues of
+	// each vhost (limits.go); zero means no limit.
+	MaxTopics         int
+	MaxQueuesPerVhost int
 }
 
 // Broker is the protocol-neutral core: it owns the metadata state machine
@@ -70,6 +75,8 @@ type Broker struct {
 	amqp        amqpRuntime   // the AMQP model's read lock and routing scratch; see amqp_broker.go
 	queues      queueRuntimes // queue delivery state, guarded by amqp.mu; see queue_registry.go
 	publishPool sync.Pool     // *publishScratch
+
+	refusals *limits.LogSampler // one log line per kind of limit refusal per interval
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -123,21 +130,22 @@ func Open(opts Options) (*Broker, error) {
 		return nil, err
 	}
 	opened := time.Now()
-	b := &Broker{opts: opts, logger: opts.Logger, lock: lock, state: NewState(), topics: map[string]*Topic{}, byID: map[TopicID]string{}, stop: make(chan struct{})}
+	b := &Broker{opts: opts, logger: opts.Logger, lock: lock, state: NewState(), topics: map[string]*Topic{}, byID: map[TopicID]string{}, stop: make(chan struct{}),
+		refusals: limits.NewLogSampler(opts.Logger, 0, opts.Now)}
 	if b.id, err = loadClusterID(opts.DataDir); err != nil {
-		b.closeAll()
+		b.closeAll(false)
 		return nil, err
 	}
 	if err := b.load(); err != nil {
-		b.closeAll()
+		b.closeAll(false)
 		return nil, err
 	}
 	if err := b.openGroups(); err != nil {
-		b.closeAll()
+		b.closeAll(false)
 		return nil, err
 	}
 	if err := b.openQueues(); err != nil {
-		b.closeAll()
+		b.closeAll(false)
 		return nil, err
 	}
 	b.logRecovery(time.Since(opened))
@@ -329,7 +337,7 @@ func (b *Broker) ValidateTopic(name string, partitions int32, configs map[string
 	if _, ok := b.state.Topic(name); ok {
 		return fmt.Errorf("%w: %q", ErrTopicExists, name)
 	}
-	return nil
+	return b.checkTopicLimit(name)
 }
 
 // DescribeConfigs lists a topic's effective configs for the given explicit
@@ -352,6 +360,9 @@ func (b *Broker) CreateTopic(ctx context.Context, name string, partitions int32,
 	defer b.mu.Unlock()
 	if _, ok := b.state.Topic(name); ok {
 		return TopicInfo{}, fmt.Errorf("%w: %q", ErrTopicExists, name)
+	}
+	if err := b.checkTopicLimit(name); err != nil {
+		return TopicInfo{}, err
 	}
 	if err := b.commit(ctx, Command{CreateTopic: &CreateTopic{Name: name, ID: id, Partitions: partitions, Configs: configs}}); err != nil {
 		return TopicInfo{}, err
@@ -516,13 +527,20 @@ func (b *Broker) Close() error {
 	b.mu.Unlock()
 	close(b.stop)
 	b.wg.Wait()
-	return b.closeAll()
+	return b.closeAll(true)
 }
 
-func (b *Broker) closeAll() error {
+// closeAll closes everything that is open. With clean (a Close, not an
+// Open that failed part way), it leaves the clean-shutdown mark if every
+// queue was closed without error.
+func (b *Broker) closeAll(clean bool) error {
 	var errs []error
 	if err := b.closeQueues(); err != nil {
 		errs = append(errs, err)
+	} else if clean {
+		if err := writeCleanMark(b.opts.FS, b.opts.DataDir); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if b.groups != nil {
 		if err := b.groups.close(); err != nil {

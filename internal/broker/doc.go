@@ -37,6 +37,10 @@
 //     never served to a new one.
 //   - One broker process per data directory (an exclusive lock on
 //     <data-dir>/.lock).
+//   - The number of topics never exceeds Options.MaxTopics, nor the queues
+//     of a vhost Options.MaxQueuesPerVhost, when set: the count is checked
+//     under Broker.mu with the creation (limits.go). Refusals are
+//     ErrLimitReached and are logged at most once per kind per interval.
 //
 // # Lock order
 //

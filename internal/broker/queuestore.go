@@ -26,8 +26,11 @@ import (
 // deleted) and the set is written to the acks file, both at most once per
 // flush (every second while anything changed, and on close). A crash loses
 // the settlements since the last flush: those messages come back after a
-// restart (at-least-once, as in RabbitMQ), marked redelivered if the
-// delivery mark written with the acks covered them. The acks state is
+// restart (at-least-once, as in RabbitMQ), flagged redelivered: after a
+// clean shutdown if the delivery mark written with the acks covers them,
+// after a crash always (see cleanmark.go). PersistSettlements writes the
+// settlements at once, for tx.commit and for the AMQP channel's reply that
+// follows an ack. The acks state is
 // clamped to the log's end on open: acks may be written before the
 // messages they settle are fsynced, and a crash can take those back. A missing or
 // damaged acks file means every message from the start offset comes back.
@@ -56,6 +59,7 @@ type queueStore struct {
 	flushMu sync.Mutex // one write at a time
 	synced  int64      // low as last made the log start
 	written uint64     // the snapshot last written: an older one is not
+	wrErr   error      // the outcome of writing it
 	gone    bool       // deleted: nothing more is written
 }
 
@@ -75,7 +79,10 @@ func queueLogConfig(defaults storage.LogConfig) storage.LogConfig {
 // unsettled persistent messages, in offset order. With a memory limit
 // (memLimit > 0) they are recovered paged out, as offsets to read back when
 // delivered, without reading the log; with none, they are read into memory.
-func openQueueStore(dir string, cfg storage.LogConfig, opts storage.Options, memLimit int64) (*queueStore, []*queued, error) {
+// Unless clean (the last run closed the queue, writing its exact delivery
+// mark), every recovered message may have been delivered and is flagged
+// redelivered.
+func openQueueStore(dir string, cfg storage.LogConfig, opts storage.Options, memLimit int64, clean bool) (*queueStore, []*queued, error) {
 	l, err := storage.Open(dir, cfg, opts)
 	if err != nil {
 		return nil, nil, err
@@ -103,6 +110,9 @@ func openQueueStore(dir string, cfg storage.LogConfig, opts storage.Options, mem
 	_, end, _ := l.Offsets()
 	s.low = min(s.low, end)
 	s.delivered = min(s.delivered, end-1)
+	if !clean {
+		s.delivered = end - 1
+	}
 	for o := range s.acked {
 		if o < s.low || o >= end {
 			delete(s.acked, o)
@@ -377,10 +387,21 @@ func (s *queueStore) snapshot() (ackSnapshot, bool) {
 func (s *queueStore) write(snap ackSnapshot) error {
 	s.flushMu.Lock()
 	defer s.flushMu.Unlock()
-	if snap.seq <= s.written || s.gone {
-		return nil // a later snapshot is already on disk, or the queue is gone
+	if s.gone {
+		return nil // the queue is deleted
+	}
+	if snap.seq <= s.written {
+		// A later snapshot was written, or failed to be, while this one
+		// waited: its outcome is this one's.
+		return s.wrErr
 	}
 	s.written = snap.seq
+	s.wrErr = s.writeLocked(snap)
+	return s.wrErr
+}
+
+// writeLocked does write's work; callers hold flushMu.
+func (s *queueStore) writeLocked(snap ackSnapshot) error {
 	data, low := snap.data, snap.low
 	if low > s.synced {
 		_, hw, _ := s.log.Offsets()

@@ -45,6 +45,29 @@ type Config struct {
 	Storage StorageConfig `yaml:"storage"`
 	// WebSocket configures the gateway's /ws endpoint.
 	WebSocket WebSocketConfig `yaml:"websocket"`
+	// Limits bounds connections, channels, frames, queues and topics.
+	Limits LimitsConfig `yaml:"limits"`
+}
+
+// LimitsConfig holds the resource limits. A zero count means no limit.
+type LimitsConfig struct {
+	// KafkaMaxConnections, AMQPMaxConnections and HTTPMaxConnections bound
+	// the open connections of each listener.
+	KafkaMaxConnections int `yaml:"kafka_max_connections"`
+	AMQPMaxConnections  int `yaml:"amqp_max_connections"`
+	HTTPMaxConnections  int `yaml:"http_max_connections"`
+	// MaxConnectionsPerUser bounds the connections of one user: AMQP
+	// connections, WebSocket sessions and REST or gRPC calls in progress.
+	MaxConnectionsPerUser int `yaml:"max_connections_per_user"`
+	// AMQPChannelMax is the channel_max offered in connection.tune; zero
+	// means the protocol's most, 65535.
+	AMQPChannelMax int `yaml:"amqp_channel_max"`
+	// AMQPFrameMax is the frame_max offered in connection.tune.
+	AMQPFrameMax int `yaml:"amqp_frame_max"`
+	// MaxQueuesPerVhost bounds the queues of each vhost; MaxTopics the
+	// Kafka topics (which all live in vhost "/").
+	MaxQueuesPerVhost int `yaml:"max_queues_per_vhost"`
+	MaxTopics         int `yaml:"max_topics"`
 }
 
 // WebSocketConfig configures the WebSocket endpoint of the HTTP listener.
@@ -113,6 +136,10 @@ func Default() Config {
 			PingInterval:    25 * time.Second,
 			MaxMessageBytes: 1 << 20,
 			OutboxBytes:     4 << 20,
+		},
+		Limits: LimitsConfig{
+			AMQPChannelMax: 2047,
+			AMQPFrameMax:   131072,
 		},
 		Storage: StorageConfig{
 			Fsync:                  lc.Fsync.String(),

@@ -194,6 +194,14 @@ func TestEverySettingFromEverySource(t *testing.T) {
 		"websocket.broadcast_users":           "ops,alice",
 		"websocket.jwt_hs256_secret_file":     "/etc/wharf/jwt.key",
 		"websocket.jwt_rs256_public_key_file": "/etc/wharf/jwt.pub",
+		"limits.kafka_max_connections":        "1000",
+		"limits.amqp_max_connections":         "2000",
+		"limits.http_max_connections":         "3000",
+		"limits.max_connections_per_user":     "50",
+		"limits.amqp_channel_max":             "128",
+		"limits.amqp_frame_max":               "65536",
+		"limits.max_queues_per_vhost":         "500",
+		"limits.max_topics":                   "300",
 	}
 	want := Config{
 		DataDir:              "/var/lib/wharf",
@@ -230,6 +238,16 @@ func TestEverySettingFromEverySource(t *testing.T) {
 			BroadcastUsers:   "ops,alice",
 			JWTSecretFile:    "/etc/wharf/jwt.key",
 			JWTPublicKeyFile: "/etc/wharf/jwt.pub",
+		},
+		Limits: LimitsConfig{
+			KafkaMaxConnections:   1000,
+			AMQPMaxConnections:    2000,
+			HTTPMaxConnections:    3000,
+			MaxConnectionsPerUser: 50,
+			AMQPChannelMax:        128,
+			AMQPFrameMax:          65536,
+			MaxQueuesPerVhost:     500,
+			MaxTopics:             300,
 		},
 	}
 	settings := Settings()
@@ -348,6 +366,11 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"max message bytes", func(c *Config) { c.Storage.MaxMessageBytes = 3 }, "storage.max_message_bytes", "max-message-bytes", "must be at least"},
 		{"index interval bytes", func(c *Config) { c.Storage.IndexIntervalBytes = 0 }, "storage.index_interval_bytes", "index-interval-bytes", "must be positive"},
 		{"retention check interval", func(c *Config) { c.Storage.RetentionCheckInterval = 0 }, "storage.retention_check_interval", "retention-check-interval", "must be positive"},
+		{"negative connection limit", func(c *Config) { c.Limits.AMQPMaxConnections = -1 }, "limits.amqp_max_connections", "amqp-max-connections", "between 0 (no limit)"},
+		{"negative topic limit", func(c *Config) { c.Limits.MaxTopics = -5 }, "limits.max_topics", "max-topics", "between 0 (no limit)"},
+		{"channel max too big", func(c *Config) { c.Limits.AMQPChannelMax = 65536 }, "limits.amqp_channel_max", "amqp-channel-max", "between 0 (65535) and 65535"},
+		{"frame max too small", func(c *Config) { c.Limits.AMQPFrameMax = 4095 }, "limits.amqp_frame_max", "amqp-frame-max", "between 4096"},
+		{"frame max too big", func(c *Config) { c.Limits.AMQPFrameMax = 16<<20 + 1 }, "limits.amqp_frame_max", "amqp-frame-max", "between 4096"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -383,6 +406,7 @@ func TestValidateAccepts(t *testing.T) {
 		{"retention forever by negative", func(c *Config) { c.Storage.RetentionTime, c.Storage.RetentionBytes = -time.Hour, -1 }},
 		{"zero fsync interval is unused with always", func(c *Config) { c.Storage.FsyncInterval = 0 }},
 		{"fsync never", func(c *Config) { c.Storage.Fsync = "never" }},
+		{"every limit off", func(c *Config) { c.Limits = LimitsConfig{AMQPFrameMax: 4096} }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

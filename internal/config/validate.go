@@ -86,6 +86,9 @@ func (c Config) Validate() error {
 	if c.WebSocket.OutboxBytes < c.WebSocket.MaxMessageBytes {
 		return fieldError("websocket.outbox_bytes", fmt.Errorf("%d: must be at least websocket.max_message_bytes (%d)", c.WebSocket.OutboxBytes, c.WebSocket.MaxMessageBytes))
 	}
+	if err := c.validateLimits(); err != nil {
+		return err
+	}
 	if c.ShutdownTimeout <= 0 {
 		return fieldError("shutdown_timeout", fmt.Errorf("%v: must be positive", c.ShutdownTimeout))
 	}
@@ -94,6 +97,35 @@ func (c Config) Validate() error {
 			fmt.Errorf("%v: must be positive", c.Storage.RetentionCheckInterval))
 	}
 	return c.validateStorage()
+}
+
+// validateLimits checks the limits section: counts are zero (no limit) or
+// positive, channel_max fits AMQP's 16 bits and frame_max is between the
+// protocol's minimum and 16 MiB.
+func (c Config) validateLimits() error {
+	l := c.Limits
+	for _, n := range []struct {
+		key string
+		v   int
+	}{
+		{"limits.kafka_max_connections", l.KafkaMaxConnections},
+		{"limits.amqp_max_connections", l.AMQPMaxConnections},
+		{"limits.http_max_connections", l.HTTPMaxConnections},
+		{"limits.max_connections_per_user", l.MaxConnectionsPerUser},
+		{"limits.max_queues_per_vhost", l.MaxQueuesPerVhost},
+		{"limits.max_topics", l.MaxTopics},
+	} {
+		if n.v < 0 || n.v > 1<<30 {
+			return fieldError(n.key, fmt.Errorf("%d: must be between 0 (no limit) and %d", n.v, 1<<30))
+		}
+	}
+	if l.AMQPChannelMax < 0 || l.AMQPChannelMax > 65535 {
+		return fieldError("limits.amqp_channel_max", fmt.Errorf("%d: must be between 0 (65535) and 65535", l.AMQPChannelMax))
+	}
+	if l.AMQPFrameMax < 4096 || l.AMQPFrameMax > 16<<20 {
+		return fieldError("limits.amqp_frame_max", fmt.Errorf("%d: must be between 4096 and %d", l.AMQPFrameMax, 16<<20))
+	}
+	return nil
 }
 
 // validateStorage checks the storage settings with the storage engine's own

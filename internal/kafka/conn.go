@@ -118,6 +118,10 @@ func (c *conn) readLoop() error {
 		}
 		n := int32(binary.BigEndian.Uint32(size[:]))
 		if n < 8 || n > c.s.opts.MaxRequestBytes {
+			if n > c.s.opts.MaxRequestBytes {
+				c.s.refusals.Warn("request size", "request refused: larger than the maximum request size; closing the connection",
+					"remote", c.nc.RemoteAddr().String(), "size", n, "limit", c.s.opts.MaxRequestBytes, "setting", "kafka_max_request_bytes")
+			}
 			return fmt.Errorf("request size %d outside [8, %d]", n, c.s.opts.MaxRequestBytes)
 		}
 		body := c.s.bufs.get(int(n))

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/wharfmq/wharf/internal/broker"
+	"github.com/wharfmq/wharf/internal/limits"
 )
 
 // Options configures the Kafka listener.
@@ -32,7 +33,12 @@ type Options struct {
 	// MaxInFlight bounds the requests one connection may have pipelined
 	// before the server stops reading from it.
 	MaxInFlight int
-	Logger      *slog.Logger
+	// MaxConnections bounds the open connections; one accepted beyond it
+	// is closed at once, as Kafka closes connections past
+	// max.connections.per.ip (the protocol has no error for it). Zero
+	// means no limit.
+	MaxConnections int
+	Logger         *slog.Logger
 }
 
 // Server speaks the Kafka protocol on one listener.
@@ -51,6 +57,7 @@ type Server struct {
 	handlers map[int16]handler
 	bufs     bufPool
 	stopping chan struct{} // closed by Shutdown; ends waits on other clients (JoinGroup, SyncGroup)
+	refusals *limits.LogSampler
 }
 
 // NewServer returns a server for b; call Serve to start it.
@@ -68,6 +75,7 @@ func NewServer(b *broker.Broker, opts Options) *Server {
 		opts.MaxInFlight = 64
 	}
 	s := &Server{b: b, opts: opts, logger: opts.Logger.With("listener", "kafka"), conns: map[*conn]struct{}{}, stopping: make(chan struct{})}
+	s.refusals = limits.NewLogSampler(s.logger, 0, nil)
 	s.handlers = s.handlerTable()
 	return s
 }
@@ -108,6 +116,14 @@ func (s *Server) Serve(ln net.Listener) error {
 			s.mu.Unlock()
 			nc.Close()
 			return nil
+		}
+		if max := s.opts.MaxConnections; max > 0 && len(s.conns) >= max {
+			s.mu.Unlock()
+			c.cancel()
+			nc.Close()
+			s.refusals.Warn("connection limit", "connection refused: connection limit of the listener reached",
+				"remote", nc.RemoteAddr().String(), "limit", max, "setting", "limits.kafka_max_connections")
+			continue
 		}
 		s.conns[c] = struct{}{}
 		s.wg.Add(1)

@@ -11,6 +11,7 @@ import (
 	"github.com/wharfmq/wharf/internal/broker"
 	"github.com/wharfmq/wharf/internal/buildinfo"
 	"github.com/wharfmq/wharf/internal/config"
+	"github.com/wharfmq/wharf/internal/limits"
 )
 
 // amqpListener is a running AMQP 0-9-1 server.
@@ -20,7 +21,7 @@ type amqpListener struct {
 	done chan struct{}
 }
 
-func startAMQP(cfg config.Config, b *broker.Broker, users *auth.Store, logger *slog.Logger) (*amqpListener, error) {
+func startAMQP(cfg config.Config, b *broker.Broker, users *auth.Store, userLimits *limits.Users, logger *slog.Logger) (*amqpListener, error) {
 	ln, err := net.Listen("tcp", cfg.AMQPListen)
 	if err != nil {
 		return nil, fmt.Errorf("amqp listener on %s: %w", cfg.AMQPListen, err)
@@ -35,6 +36,10 @@ func startAMQP(cfg config.Config, b *broker.Broker, users *auth.Store, logger *s
 		Version:         buildinfo.Get(buildinfo.DefaultVersion, buildinfo.DefaultCommit).Version,
 		MaxMessageBytes: cfg.AMQPMaxMessageBytes,
 		Heartbeat:       heartbeat,
+		FrameMax:        uint32(cfg.Limits.AMQPFrameMax),
+		ChannelMax:      amqpChannelMax(cfg.Limits.AMQPChannelMax),
+		MaxConnections:  cfg.Limits.AMQPMaxConnections,
+		UserLimits:      userLimits,
 	})
 	l := &amqpListener{srv: srv, errs: make(chan error, 1), done: make(chan struct{})}
 	go func() {
@@ -45,6 +50,15 @@ func startAMQP(cfg config.Config, b *broker.Broker, users *auth.Store, logger *s
 	}()
 	logger.Info("listening", "listener", "amqp", "addr", ln.Addr().String())
 	return l, nil
+}
+
+// amqpChannelMax is the channel_max to offer: the setting, or for 0 the
+// protocol's most.
+func amqpChannelMax(setting int) uint16 {
+	if setting == 0 {
+		return 65535
+	}
+	return uint16(setting)
 }
 
 // errc is nil (never ready) for a nil listener.

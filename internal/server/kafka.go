@@ -28,6 +28,7 @@ func startKafka(cfg config.Config, b *broker.Broker, logger *slog.Logger) (*kafk
 		MaxRequestBytes:   int32(cfg.KafkaMaxRequestBytes),
 		AutoCreateTopics:  cfg.AutoCreateTopics,
 		DefaultPartitions: int32(cfg.DefaultPartitions),
+		MaxConnections:    cfg.Limits.KafkaMaxConnections,
 		Logger:            logger,
 	})
 	l := &kafkaListener{srv: srv, errs: make(chan error, 1), done: make(chan struct{})}

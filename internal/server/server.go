@@ -18,6 +18,7 @@ import (
 	"github.com/wharfmq/wharf/internal/broker"
 	"github.com/wharfmq/wharf/internal/config"
 	"github.com/wharfmq/wharf/internal/gateway"
+	"github.com/wharfmq/wharf/internal/limits"
 	"github.com/wharfmq/wharf/internal/metrics"
 )
 
@@ -50,6 +51,8 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (err error
 		RetentionCheckInterval: cfg.Storage.RetentionCheckInterval,
 		QueueMemoryBytes:       cfg.AMQPQueueMemoryBytes,
 		ObserveSync:            metrics.ObserveFsync(fsyncs),
+		MaxTopics:              cfg.Limits.MaxTopics,
+		MaxQueuesPerVhost:      cfg.Limits.MaxQueuesPerVhost,
 	})
 	if err != nil {
 		return fmt.Errorf("opening broker in %s: %w", cfg.DataDir, err)
@@ -69,9 +72,10 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (err error
 
 	collector := metrics.NewCollector(b)
 	users := auth.NewDefaultStore()
+	userLimits := limits.NewUsers(cfg.Limits.MaxConnectionsPerUser) // shared by AMQP and the gateway
 	var amqpSrv *amqpListener
 	if cfg.AMQPListen != "" {
-		amqpSrv, err = startAMQP(cfg, b, users, logger)
+		amqpSrv, err = startAMQP(cfg, b, users, userLimits, logger)
 		if err != nil {
 			return err
 		}
@@ -100,7 +104,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (err error
 			collector,
 		)
 		svc := newGatewayService(cfg, b, logger)
-		ws, err := newWebSocket(cfg, svc, users, logger)
+		ws, err := newWebSocket(cfg, svc, users, userLimits, logger)
 		if err != nil {
 			return err
 		}
@@ -114,8 +118,9 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (err error
 		})
 		h := gateway.NewHandler(gateway.Options{
 			Logger: logger, Registry: reg, Ready: ready.Load, WebSocket: ws, Service: svc, Users: users,
+			UserLimits: userLimits,
 		})
-		httpSrv, err = startHTTP(cfg.HTTPListen, h, logger)
+		httpSrv, err = startHTTP(cfg.HTTPListen, cfg.Limits.HTTPMaxConnections, h, logger)
 		if err != nil {
 			return err
 		}
@@ -178,13 +183,14 @@ type httpListener struct {
 	done chan struct{}
 }
 
-// startHTTP binds addr and serves h on it in the background.
-func startHTTP(addr string, h http.Handler, logger *slog.Logger) (*httpListener, error) {
+// startHTTP binds addr and serves h on it in the background, with at most
+// maxConns connections open (zero: no limit).
+func startHTTP(addr string, maxConns int, h http.Handler, logger *slog.Logger) (*httpListener, error) {
 	tcp, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("http listener on %s: %w", addr, err)
 	}
-	ln := &onceCloseListener{Listener: tcp}
+	ln := &onceCloseListener{Listener: gateway.LimitListener(tcp, maxConns, logger)}
 	l := &httpListener{
 		ln: ln,
 		srv: &http.Server{
