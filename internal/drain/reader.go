@@ -8,9 +8,9 @@ import (
 	"time"
 )
 
-// ErrDrained is returned by a read at a message boundary after Stop when
-// the client has sent nothing more.
-var ErrDrained = errors.New("drain: nothing more buffered from the client")
+// ErrDrained is returned by a read at a message boundary after Stop once
+// everything the client had sent before Stop has been read.
+var ErrDrained = errors.New("drain: everything the client sent before the stop has been read")
 
 // Reader states.
 const (
@@ -29,6 +29,11 @@ type Reader struct {
 	state    atomic.Int32
 	boundary bool      // owned by the reading goroutine: the next Read starts a message
 	graceEnd time.Time // owned by the reading goroutine: zero until a message is being finished
+	// budget is what the kernel held for the connection when Stop was
+	// called, less what has been read since; negative when unknown (read
+	// what is there). Written by Stop before the state changes, then owned
+	// by the reading goroutine.
+	budget int64
 }
 
 // NewReader returns a Reader of nc. grace bounds how long, after Stop, a
@@ -46,13 +51,23 @@ func (r *Reader) AtBoundary() { r.boundary = true }
 func (r *Reader) Stopping() bool { return r.state.Load() == draining }
 
 // Stop makes reads take only what the client has already sent, and
-// interrupts a read that is blocked. It does nothing after Finish.
+// interrupts a read that is blocked. It does nothing after Finish. Where
+// the kernel tells how much it holds for the connection (Linux), that is
+// the end: what arrives after Stop is not read, save the rest of a message
+// already begun; elsewhere whatever has arrived when a boundary is reached
+// is read.
 func (r *Reader) Stop() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.state.CompareAndSwap(reading, draining) {
-		_ = r.nc.SetReadDeadline(time.Now())
+	if r.state.Load() != reading {
+		return
 	}
+	r.budget = -1
+	if n, ok := buffered(r.nc); ok {
+		r.budget = int64(n)
+	}
+	r.state.Store(draining)
+	_ = r.nc.SetReadDeadline(time.Now())
 }
 
 // Finish makes reads plain blocking reads again, failing after deadline:
@@ -86,6 +101,12 @@ func (r *Reader) Read(p []byte) (int, error) {
 func (r *Reader) drainRead(p []byte, boundary bool) (int, error) {
 	if boundary {
 		r.graceEnd = time.Time{}
+		if r.budget == 0 {
+			return 0, ErrDrained
+		}
+		if r.budget > 0 && int64(len(p)) > r.budget {
+			p = p[:r.budget]
+		}
 		// Clear Stop's interrupt so the raw read below runs; under mu, so
 		// the interrupt cannot come after this.
 		r.mu.Lock()
@@ -95,6 +116,7 @@ func (r *Reader) drainRead(p []byte, boundary bool) (int, error) {
 		if n == 0 && errors.Is(err, errWouldBlock) {
 			return 0, ErrDrained
 		}
+		r.spend(n)
 		return n, err
 	}
 	// Inside a message: its rest may still be on its way.
@@ -109,7 +131,16 @@ func (r *Reader) drainRead(p []byte, boundary bool) (int, error) {
 		if n == 0 && isTimeout(err) && time.Now().Before(r.graceEnd) {
 			continue // another deadline cut in; the grace is not over
 		}
+		r.spend(n)
 		return n, err
+	}
+}
+
+// spend counts n bytes read against the budget; the rest of a message
+// begun before Stop may go past it.
+func (r *Reader) spend(n int) {
+	if r.budget > 0 {
+		r.budget = max(0, r.budget-int64(n))
 	}
 }
 
