@@ -312,6 +312,59 @@ func TestSIGTERMShutdownTimeout(t *testing.T) {
 	}
 }
 
+// TestSIGTERMWithAClientThatKeepsSending: a Kafka client streams acks=0
+// produces without pause. The shutdown reads what had arrived when it
+// began, not what keeps coming, so it ends long before its timeout (5
+// minutes here, longer than the test waits).
+func TestSIGTERMWithAClientThatKeepsSending(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns processes")
+	}
+	p := startWharf(t, t.TempDir(), "--shutdown-timeout", "5m")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	adm, err := kgo.NewClient(kgo.SeedBrokers(p.kafka))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kadm.NewClient(adm).CreateTopic(ctx, 1, 1, nil, shutdownTopic); err != nil {
+		t.Fatal(err)
+	}
+	adm.Close()
+	kc, err := net.Dial("tcp", p.kafka)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kc.Close()
+	f := kmsg.NewRequestFormatter(kmsg.FormatterClientID("shutdown-test"))
+	req := produceRequest(0)
+	req.Acks = 0
+	one := f.AppendRequest(nil, req, 0)
+	burst := slices.Repeat(one, 64)
+	sent := make(chan int64, 1)
+	go func() {
+		var n int64
+		defer func() { sent <- n }()
+		for {
+			if _, err := kc.Write(burst); err != nil {
+				return // the server closed the connection
+			}
+			n += int64(len(burst))
+		}
+	}()
+	p.waitLog("metadata changed") // the topic exists; the stream is flowing
+	p.signal(syscall.SIGTERM)
+	if code := p.wait(); code != 0 {
+		t.Fatalf("exit status %d, want 0:\n%s", code, p.log.String())
+	}
+	t.Logf("the client had written %d bytes when the server closed its connection", <-sent)
+	for _, bad := range []string{"did not finish in time", "did not drain in time", "did not close in time"} {
+		if strings.Contains(p.log.String(), bad) {
+			t.Errorf("log has %q: the shutdown drained until its timeout:\n%s", bad, p.log.String())
+		}
+	}
+}
+
 // amqpDial connects as guest and returns the connection and where its
 // socket will be recorded once dialled.
 func amqpDial(t *testing.T, addr string) (*amqp091.Connection, *net.Conn) {
