@@ -38,4 +38,8 @@
 //     "CODE_NAME - what was wrong" form, always says what was wrong.
 //   - A refused login gets connection.close 403 when the client announced
 //     authentication_failure_close, and a closed socket otherwise.
+//   - On Shutdown an open connection reads the frames its client sent
+//     before it (internal/drain), confirms every publish it read, and only
+//     then sends connection.close 320 CONNECTION_FORCED; one still in its
+//     handshake gets the 320 at once.
 package amqp

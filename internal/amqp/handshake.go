@@ -24,9 +24,9 @@ func (c *conn) handshake() error {
 	defer func() {
 		c.nc.SetDeadline(time.Time{})
 		if c.closing.Load() {
-			// Shutdown's connection.close crossed the handshake: keep
-			// its grace period for close-ok.
-			c.nc.SetReadDeadline(time.Now().Add(closeGrace))
+			// A connection.close crossed the handshake: keep its grace
+			// period for close-ok.
+			c.in.Finish(time.Now().Add(closeGrace))
 		}
 	}()
 	if err := c.fr.ReadProtocolHeader(); err != nil {

@@ -98,6 +98,10 @@ type Server struct {
 	closing  bool
 	wg       sync.WaitGroup
 	nextID   atomic.Uint64
+	// forced is closed when Shutdown's deadline passes: waits for
+	// confirms end, and the sockets are closed.
+	forced     chan struct{}
+	forcedOnce sync.Once
 
 	gate     *limits.Gate       // MaxConnections
 	refusals *limits.LogSampler // one line per kind of limit refusal per interval
@@ -107,7 +111,7 @@ type Server struct {
 func NewServer(b *broker.Broker, opts Options) *Server {
 	opts = opts.withDefaults()
 	s := &Server{b: b, opts: opts, logger: opts.Logger.With("listener", "amqp"), conns: map[*conn]struct{}{},
-		admitted: map[*conn]func(){}, gate: limits.NewGate(opts.MaxConnections)}
+		admitted: map[*conn]func(){}, gate: limits.NewGate(opts.MaxConnections), forced: make(chan struct{})}
 	s.refusals = limits.NewLogSampler(s.logger, 0, opts.Now)
 	return s
 }
@@ -160,10 +164,11 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 }
 
-// Shutdown stops accepting, closes every connection with 320
-// CONNECTION_FORCED (their unacknowledged messages go back to their
-// queues) and waits for them, at most until ctx is done; then it closes the
-// sockets that are left.
+// Shutdown stops accepting and closes every connection: each reads the
+// frames its client sent before the shutdown, confirms every publish it
+// read, and is closed with 320 CONNECTION_FORCED (its unacknowledged
+// messages go back to their queues). Shutdown waits for them, at most until
+// ctx is done; then it closes the sockets that are left.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
@@ -171,7 +176,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.ln.Close()
 	}
 	for c := range s.conns {
-		c.forceClose("broker shutdown")
+		c.shutdown()
 	}
 	s.mu.Unlock()
 	done := make(chan struct{})
@@ -180,6 +185,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-done:
 		return nil
 	case <-ctx.Done():
+		s.forcedOnce.Do(func() { close(s.forced) })
 		s.mu.Lock()
 		for c := range s.conns {
 			c.nc.Close()

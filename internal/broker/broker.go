@@ -70,6 +70,8 @@ type Broker struct {
 
 	pids producerIDs // Kafka producer ids; see producerids.go
 
+	recovery recoveryTotals // what opening the logs took; see recovery.go
+
 	amqp        amqpRuntime   // the AMQP model's read lock and routing scratch; see amqp_broker.go
 	queues      queueRuntimes // queue delivery state, guarded by amqp.mu; see queue_registry.go
 	publishPool sync.Pool     // *publishScratch
@@ -127,6 +129,7 @@ func Open(opts Options) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
+	opened := time.Now()
 	b := &Broker{opts: opts, logger: opts.Logger, lock: lock, state: NewState(), topics: map[string]*Topic{}, byID: map[TopicID]string{}, stop: make(chan struct{}),
 		refusals: limits.NewLogSampler(opts.Logger, 0, opts.Now)}
 	if b.id, err = loadClusterID(opts.DataDir); err != nil {
@@ -145,6 +148,7 @@ func Open(opts Options) (*Broker, error) {
 		b.closeAll(false)
 		return nil, err
 	}
+	b.logRecovery(time.Since(opened))
 	b.wg.Add(2)
 	go b.janitor()
 	go b.queueFlusher(time.Second)
@@ -152,7 +156,7 @@ func Open(opts Options) (*Broker, error) {
 }
 
 func (b *Broker) storageOptions() storage.Options {
-	return storage.Options{FS: b.opts.FS, Now: b.opts.Now, Logger: b.logger, ObserveSync: b.opts.ObserveSync}
+	return storage.Options{FS: b.opts.FS, Now: b.opts.Now, Logger: b.logger, ObserveSync: b.opts.ObserveSync, OnOpen: b.recovery.add}
 }
 
 func (b *Broker) load() error {

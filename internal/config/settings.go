@@ -66,7 +66,7 @@ func Settings() []Setting {
 			"Heartbeat interval offered to AMQP clients; 0 offers none. Two missed intervals close a connection.",
 			func(c *Config) value { return durationValue{&c.AMQPHeartbeat} }),
 		setting("AMQP queue memory", "amqp-queue-memory-bytes", "amqp_queue_memory_bytes",
-			"Bytes of ready persistent messages a durable queue keeps in memory; the rest wait in the queue's log and are read back when delivered. -1 keeps every message in memory.",
+			"Bytes of ready persistent messages a durable queue keeps in memory; the rest, and those recovered at startup, wait in the queue's log and are read back when delivered. -1 keeps every message in memory (a start then reads them all back).",
 			func(c *Config) value { return int64Value{&c.AMQPQueueMemoryBytes} }),
 		setting("Auto-create topics", "auto-create-topics", "auto_create_topics",
 			"Create an unknown topic when a client first uses it (Kafka Metadata and Produce).",

@@ -9,9 +9,12 @@ import (
 	"net"
 	"runtime/debug"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/wharfmq/wharf/internal/drain"
 )
 
 // request is one decoded request and what is known of its sender.
@@ -57,6 +60,7 @@ type pending struct {
 type conn struct {
 	s      *Server
 	nc     net.Conn
+	rd     *drain.Reader // nc as the reader reads it; see stopReading
 	queue  chan pending
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -66,8 +70,16 @@ type conn struct {
 
 func newConn(s *Server, nc net.Conn) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &conn{s: s, nc: nc, queue: make(chan pending, s.opts.MaxInFlight), ctx: ctx, cancel: cancel}
+	return &conn{s: s, nc: nc, rd: drain.NewReader(nc, drainGrace), queue: make(chan pending, s.opts.MaxInFlight), ctx: ctx, cancel: cancel}
 }
+
+// drainGrace bounds how long, once the server stops reading, a request the
+// client had begun to send may take to arrive in full.
+const drainGrace = 2 * time.Second
+
+// stopReading makes the reader read only the requests the client has
+// already sent, then stop; every request read is still answered.
+func (c *conn) stopReading() { c.rd.Stop() }
 
 func (c *conn) serve() {
 	writerDone := make(chan struct{})

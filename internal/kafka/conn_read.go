@@ -6,9 +6,10 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/wharfmq/wharf/internal/drain"
 )
 
 // bodyChunk is how much of a request body is allocated before any of it
@@ -21,12 +22,10 @@ const bodyChunk = 64 << 10
 var errIdle = errors.New("idle connection closed")
 
 // idleState is what the reader needs to tell an idle connection, which it
-// closes after ConnectionsMaxIdle, from a stopped one (Shutdown) and from
-// one with requests in flight, which is never idle.
+// closes after ConnectionsMaxIdle, from one with requests in flight, which
+// is never idle. Its deadlines go through the drain.Reader, which ignores
+// them once the server stops reading (stopReading).
 type idleState struct {
-	mu      sync.Mutex // orders the reader's deadlines against stopReading's
-	stopped bool
-
 	inflight atomic.Int64 // requests read and not yet answered
 	last     atomic.Int64 // unix ns of the last response written
 
@@ -35,24 +34,12 @@ type idleState struct {
 	recv  int64 // bytes received since it was set
 }
 
-// stopReading makes the reader stop at its next read; requests already read
-// are still answered.
-func (c *conn) stopReading() {
-	c.idle.mu.Lock()
-	defer c.idle.mu.Unlock()
-	c.idle.stopped = true
-	c.nc.SetReadDeadline(time.Now())
-}
-
 // armIdle sets the read deadline at which the connection may be idle; it
-// reports false once the reader has been stopped. The reader calls it.
+// reports false once the server stops reading. The reader calls it.
 func (c *conn) armIdle(at time.Time) bool {
-	c.idle.mu.Lock()
-	defer c.idle.mu.Unlock()
-	if c.idle.stopped {
+	if !c.rd.SetReadDeadline(at) {
 		return false
 	}
-	c.nc.SetReadDeadline(at)
 	c.idle.armed, c.idle.recv = true, 0
 	return true
 }
@@ -64,13 +51,15 @@ func (c *conn) answered() {
 }
 
 // readRequest reads the next request: its size prefix, checked against
-// MaxRequestBytes, and its body.
+// MaxRequestBytes, and its body. Once the server stops reading it reads
+// only what the client had sent (drain.Reader) and then fails with
+// errStopped.
 func (c *conn) readRequest() ([]byte, error) {
-	if idle := c.s.opts.ConnectionsMaxIdle; idle > 0 && !c.idle.armed && !c.armIdle(time.Now().Add(idle)) {
-		return nil, errStopped
+	if idle := c.s.opts.ConnectionsMaxIdle; idle > 0 && !c.idle.armed {
+		c.armIdle(time.Now().Add(idle))
 	}
 	var size [4]byte
-	if err := c.readFull(size[:]); err != nil {
+	if _, err := c.readFull(size[:], true); err != nil {
 		return nil, err
 	}
 	n := int32(binary.BigEndian.Uint32(size[:]))
@@ -84,7 +73,7 @@ func (c *conn) readRequest() ([]byte, error) {
 	body := c.s.bufs.get(min(int(n), bodyChunk))
 	got := 0
 	for {
-		m, err := c.readFullN(body[got:])
+		m, err := c.readFull(body[got:], false)
 		got += m
 		if err != nil {
 			if errors.Is(err, io.EOF) {
@@ -104,54 +93,56 @@ func (c *conn) readRequest() ([]byte, error) {
 	return body, nil
 }
 
-// readFull is io.ReadFull on the connection, through readFullN.
-func (c *conn) readFull(b []byte) error {
-	_, err := c.readFullN(b)
-	return err
-}
-
-// readFullN reads len(b) bytes. A read deadline that passes ends it with
-// errStopped if the reader was stopped, and with errIdle if the connection
-// has been idle for ConnectionsMaxIdle: nothing received since the deadline
-// was set, nothing in flight and no response written for that long.
-// Otherwise the deadline moves on. The deadline is set once per idle
-// period, not per request, so an idle connection is closed between one and
-// two periods after its last activity.
-func (c *conn) readFullN(b []byte) (int, error) {
+// readFull reads len(b) bytes; boundary says a request starts with them.
+//
+// Once the server stops reading, the drain.Reader ends the reads: with
+// ErrDrained at a boundary when what the client had sent is read, with a
+// timeout inside a request whose rest did not come in its grace period;
+// both are errStopped, and the requests read before are still answered.
+//
+// Before that, a read deadline that passes is the idle timer's: the
+// connection is idle, and readFull fails with errIdle, if nothing was
+// received since the deadline was set, no request is in flight and no
+// response was written for ConnectionsMaxIdle. Otherwise the deadline
+// moves on. It is set once per idle period, not per request, so an idle
+// connection is closed between one and two periods after its last
+// activity.
+func (c *conn) readFull(b []byte, boundary bool) (int, error) {
 	idle := c.s.opts.ConnectionsMaxIdle
 	got := 0
 	for got < len(b) {
-		m, err := io.ReadFull(c.nc, b[got:])
+		if boundary && got == 0 {
+			c.rd.AtBoundary()
+		}
+		m, err := io.ReadFull(c.rd, b[got:])
 		got += m
 		c.idle.recv += int64(m)
 		if err == nil {
 			break
 		}
+		if errors.Is(err, drain.ErrDrained) {
+			return got, errStopped
+		}
 		var ne net.Error
 		if !errors.As(err, &ne) || !ne.Timeout() {
 			return got, err
 		}
-		c.idle.mu.Lock()
-		stopped := c.idle.stopped
-		c.idle.mu.Unlock()
-		if stopped || idle <= 0 {
-			return got, errStopped
+		if c.rd.Stopping() || idle <= 0 {
+			return got, errStopped // the rest of a request never came
 		}
 		now := time.Now()
 		last := time.Unix(0, c.idle.last.Load())
 		switch {
 		case c.idle.recv > 0 || c.idle.inflight.Load() > 0:
 			// Not idle: bytes arrived, or a response is still owed.
-			if !c.armIdle(now.Add(idle)) {
-				return got, errStopped
-			}
+			c.armIdle(now.Add(idle))
 		case now.Sub(last) < idle:
-			if !c.armIdle(last.Add(idle)) {
-				return got, errStopped
-			}
+			c.armIdle(last.Add(idle))
 		default:
 			return got, errIdle
 		}
+		// A false armIdle means the server has just stopped reading: the
+		// next read drains what the client had sent.
 	}
 	return got, nil
 }

@@ -38,4 +38,8 @@
 //     recompressed on produce or fetch.
 //   - Every handler file is named after its API key, and errors map to Kafka
 //     codes in one table (errors.go).
+//   - On Shutdown a connection reads the requests its client sent before
+//     it (internal/drain), answers every request it read, whole, and then
+//     closes; only past the shutdown deadline are sockets closed under
+//     responses.
 package kafka

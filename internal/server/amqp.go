@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"log/slog"
-	"time"
 
 	"github.com/wharfmq/wharf/internal/amqp"
 	"github.com/wharfmq/wharf/internal/auth"
@@ -68,11 +67,10 @@ func (l *amqpListener) errc() <-chan error {
 	return l.errs
 }
 
-// shutdown stops accepting and closes every connection with 320
-// CONNECTION_FORCED, waiting at most timeout for clients to answer.
-func (l *amqpListener) shutdown(timeout time.Duration, logger *slog.Logger) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
+// shutdown stops accepting; every connection reads what its client sent
+// before, confirms the publishes it read and is closed with 320
+// CONNECTION_FORCED. It waits until ctx ends for clients to answer.
+func (l *amqpListener) shutdown(ctx context.Context, logger *slog.Logger) {
 	if err := l.srv.Shutdown(ctx); err != nil {
 		logger.Warn("amqp connections did not close in time; closed them", "err", err)
 	}

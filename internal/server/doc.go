@@ -6,6 +6,9 @@
 //     broker has been closed; broker.Close runs exactly once, after the
 //     listeners, so every acknowledged write is on disk before Run returns.
 //   - A listener that fails to start fails Run; nothing is left running.
+//   - On shutdown every listener stops accepting at once, and they drain
+//     together within one ShutdownTimeout (stopListeners); then the broker
+//     closes, which fsyncs everything whatever the fsync policy.
 //   - Each started listener logs its bound address once, with the attributes
 //     listener=<name> addr=<host:port>. Port 0 in the configuration is
 //     reported as the port actually bound.

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"log/slog"
-	"time"
 
 	"github.com/wharfmq/wharf/internal/broker"
 	"github.com/wharfmq/wharf/internal/config"
@@ -51,11 +50,9 @@ func (l *kafkaListener) errc() <-chan error {
 	return l.errs
 }
 
-// shutdown stops accepting and lets connections finish what they have read,
-// for at most timeout.
-func (l *kafkaListener) shutdown(timeout time.Duration, logger *slog.Logger) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
+// shutdown stops accepting; every connection reads the requests its client
+// sent before, answers all it has read and closes. It waits until ctx ends.
+func (l *kafkaListener) shutdown(ctx context.Context, logger *slog.Logger) {
 	if err := l.srv.Shutdown(ctx); err != nil {
 		logger.Warn("kafka connections did not finish in time; closed them", "err", err)
 	}

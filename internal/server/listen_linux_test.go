@@ -163,7 +163,11 @@ func TestHTTPIdleConnectionsAreClosed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.shutdown(10*time.Second, slog.New(slog.DiscardHandler))
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		l.shutdown(ctx, slog.New(slog.DiscardHandler))
+	}()
 	kept, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -30,10 +32,10 @@ const readHeaderTimeout = 10 * time.Second
 const idleTimeout = 2 * time.Minute
 
 // Run opens the broker in cfg.DataDir, starts the configured listeners and
-// serves until ctx is cancelled or a listener fails. It then stops accepting,
-// drains the HTTP listener for at most cfg.ShutdownTimeout and closes the
-// broker. It returns nil after a shutdown caused by ctx. A nil logger
-// discards logs.
+// serves until ctx is cancelled or a listener fails. It then shuts down (see
+// stopListeners) and closes the broker, which fsyncs everything written.
+// It returns nil after a shutdown caused by ctx. A nil logger discards
+// logs.
 func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (err error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -68,6 +70,11 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (err error
 		logger.Info("broker closed")
 	}()
 
+	// Listeners stop together, before the broker closes (defers run in
+	// reverse).
+	var stops []func(context.Context)
+	defer func() { stopListeners(stops, cfg.ShutdownTimeout, logger) }()
+
 	collector := metrics.NewCollector(b)
 	users := auth.NewDefaultStore()
 	userLimits := limits.NewUsers(cfg.Limits.MaxConnectionsPerUser) // shared by AMQP and the gateway
@@ -79,7 +86,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (err error
 		}
 		collector.SetConnections("amqp", amqpSrv.srv.Connections)
 		collector.SetBuffered("amqp", amqpSrv.srv.BufferedBytes)
-		defer amqpSrv.shutdown(cfg.ShutdownTimeout, logger)
+		stops = append(stops, func(ctx context.Context) { amqpSrv.shutdown(ctx, logger) })
 	}
 
 	var kafkaSrv *kafkaListener
@@ -90,7 +97,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (err error
 		}
 		collector.SetConnections("kafka", kafkaSrv.srv.Connections)
 		collector.SetBuffered("kafka", kafkaSrv.srv.BufferedBytes)
-		defer kafkaSrv.shutdown(cfg.ShutdownTimeout, logger)
+		stops = append(stops, func(ctx context.Context) { kafkaSrv.shutdown(ctx, logger) })
 	}
 
 	var ready atomic.Bool
@@ -125,6 +132,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (err error
 			return err
 		}
 		httpSrv.ws = ws
+		stops = append(stops, func(ctx context.Context) { httpSrv.shutdown(ctx, logger) })
 	} else {
 		if kafkaSrv == nil && amqpSrv == nil {
 			logger.Warn("no listener enabled")
@@ -149,16 +157,34 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (err error
 		logger.Error("listener failed, shutting down", "listener", "amqp", "err", serveErr)
 	}
 	ready.Store(false)
-
-	if httpSrv != nil {
-		httpSrv.shutdown(cfg.ShutdownTimeout, logger)
-	}
 	return serveErr
+}
+
+// stopListeners shuts every listener down at once, so that none accepts a
+// connection once shutdown has begun, and gives them timeout in all to
+// drain: each answers the requests it has read (Kafka), confirms the
+// publishes it has read and closes with 320 (AMQP), or closes its
+// sessions with 1001 (WebSocket); past the timeout, connections left are
+// closed.
+func stopListeners(stops []func(context.Context), timeout time.Duration, logger *slog.Logger) {
+	if len(stops) == 0 {
+		return
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, stop := range stops {
+		wg.Go(func() { stop(ctx) })
+	}
+	wg.Wait()
+	logger.Info("listeners stopped", "took", time.Since(start).Round(time.Millisecond))
 }
 
 // httpListener is a running HTTP server.
 type httpListener struct {
 	ws   *gateway.WebSocket // closed first on shutdown: its connections are hijacked
+	ln   *onceCloseListener
 	srv  *http.Server
 	errs chan error // receives Serve's error unless it is http.ErrServerClosed
 	done chan struct{}
@@ -168,12 +194,13 @@ type httpListener struct {
 // maxConns connections open (zero: no limit); a kept-alive connection idle
 // for idle is closed.
 func startHTTP(addr string, maxConns int, keepAlive, idle time.Duration, h http.Handler, logger *slog.Logger) (*httpListener, error) {
-	ln, err := listen("http", addr, keepAlive, logger)
+	tcp, err := listen("http", addr, keepAlive, logger)
 	if err != nil {
 		return nil, err
 	}
-	ln = gateway.LimitListener(ln, maxConns, logger)
+	ln := &onceCloseListener{Listener: gateway.LimitListener(tcp, maxConns, logger)}
 	l := &httpListener{
+		ln: ln,
 		srv: &http.Server{
 			Handler:           h,
 			ReadHeaderTimeout: readHeaderTimeout,
@@ -207,15 +234,18 @@ func (l *httpListener) errc() <-chan error {
 	return l.errs
 }
 
-// shutdown stops accepting, waits up to timeout for requests in flight and
-// then closes whatever connections remain.
-func (l *httpListener) shutdown(timeout time.Duration, logger *slog.Logger) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
+// shutdown stops accepting, closes the WebSocket sessions with 1001 and
+// waits until ctx ends for requests in flight; then it closes whatever
+// connections remain. The listener closes first: the sessions' close
+// handshakes take time, and no new connection may arrive meanwhile.
+func (l *httpListener) shutdown(ctx context.Context, logger *slog.Logger) {
+	_ = l.ln.Close()
+	srvDone := make(chan error, 1)
+	go func() { srvDone <- l.srv.Shutdown(ctx) }()
 	if l.ws != nil {
 		l.ws.Shutdown(ctx)
 	}
-	if err := l.srv.Shutdown(ctx); err != nil {
+	if err := <-srvDone; err != nil {
 		logger.Warn("http listener did not drain in time; closing its connections",
 			"listener", "http", "err", err)
 		if err := l.srv.Close(); err != nil {
@@ -224,4 +254,17 @@ func (l *httpListener) shutdown(timeout time.Duration, logger *slog.Logger) {
 	}
 	<-l.done
 	logger.Info("listener stopped", "listener", "http")
+}
+
+// onceCloseListener closes its listener once: shutdown closes it before
+// http.Server.Shutdown does, and the second Close is not an error.
+type onceCloseListener struct {
+	net.Listener
+	once sync.Once
+	err  error
+}
+
+func (l *onceCloseListener) Close() error {
+	l.once.Do(func() { l.err = l.Listener.Close() })
+	return l.err
 }
