@@ -22,7 +22,7 @@ func newBenchCmd() *cobra.Command {
 		Use:   "bench",
 		Short: "Measure a broker with Wharf's own load generators",
 	}
-	cmd.AddCommand(newBenchKafkaCmd(), newBenchAMQPCmd(), newBenchWSCmd())
+	cmd.AddCommand(newBenchKafkaCmd(), newBenchAMQPCmd(), newBenchWSCmd(), newBenchRestartCmd())
 	return cmd
 }
 

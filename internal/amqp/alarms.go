@@ -20,7 +20,8 @@ import (
 // and anything after it stay in the socket, so TCP holds the client back)
 // until every alarm has cleared. connection.unblocked follows the
 // connection.blocked once all alarms are clear. Heartbeats are not
-// expected from a blocked connection, since it is not read. Connections
+// expected from a blocked connection, since it is not read, and a shutdown
+// closes it with 320 without draining it. Connections
 // that only consume are never blocked; a connection that both publishes
 // and consumes stops reading its acks while blocked, as in RabbitMQ.
 
@@ -113,8 +114,12 @@ func (c *conn) blockWhileAlarmed() {
 		case <-changed:
 			c.readerBlocked.Store(false)
 		case <-c.s.stopping:
-			// Shutdown closes the connection: read on, to its close-ok.
+			// A blocked connection is not drained on shutdown: what it
+			// sent since it was blocked (the content of this publish
+			// included) is neither read as data nor confirmed, and the
+			// connection closes with 320.
 			c.readerBlocked.Store(false)
+			c.startClose(newCloseError(wire.ReplyConnectionForced, "broker shutdown"))
 			return
 		}
 	}

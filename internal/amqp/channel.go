@@ -30,6 +30,10 @@ type channel struct {
 	confirms  *confirmer  // non-nil in confirm mode
 	publishes uint64      // confirm mode: the last publish sequence number
 	tx        *txState    // non-nil in transactional mode
+	// unpersisted lists the queues in which this channel acked or dropped
+	// messages whose settlement is not yet written: it is written before
+	// the next reply on the channel (see persistSettlements).
+	unpersisted []*broker.Queue
 
 	mu        sync.Mutex
 	nextTag   uint64
@@ -79,7 +83,9 @@ func (ch *channel) fail(e *closeError) error {
 	if e.hard() {
 		return e
 	}
-	ch.c.logger.Info("closing channel", "channel", ch.id, "code", e.code, "text", e.text)
+	if !ch.c.logRefusal(e) {
+		ch.c.logger.Info("closing channel", "channel", ch.id, "code", e.code, "text", e.text)
+	}
 	ch.closing = true
 	ch.asm.Reset()
 	ch.teardown()
@@ -108,6 +114,11 @@ func (ch *channel) closingFrame(f wire.Frame) error {
 
 // handle runs one complete command.
 func (ch *channel) handle(cmd wire.Command) error {
+	if len(ch.unpersisted) > 0 && awaitsReply(cmd.Method) {
+		if err := ch.persistSettlements(); err != nil {
+			return err
+		}
+	}
 	switch m := cmd.Method.(type) {
 	case *wire.BasicPublish:
 		return ch.publish(m, &cmd)

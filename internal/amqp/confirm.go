@@ -23,6 +23,7 @@ type confirmer struct {
 	inflight bool          // the goroutine holds items taken from queue
 	acked    uint64        // highest sequence number confirmed on the wire
 	stopped  bool
+	idle     []chan struct{} // flush waiters: closed once nothing is waiting for a confirm
 	ctx      context.Context
 	cancel   context.CancelFunc
 }
@@ -113,7 +114,35 @@ func (f *confirmer) run() {
 		if pending != 0 {
 			f.sendLocked(pending, true)
 		}
+		if len(f.queue) == 0 {
+			f.wakeIdle()
+		}
 	}
+}
+
+// flush waits until every publish handed over so far has been confirmed or
+// nacked on the wire, the confirmer has stopped, or abort is closed.
+func (f *confirmer) flush(abort <-chan struct{}) {
+	f.mu.Lock()
+	if f.stopped || len(f.queue) == 0 && !f.inflight {
+		f.mu.Unlock()
+		return
+	}
+	idle := make(chan struct{})
+	f.idle = append(f.idle, idle)
+	f.mu.Unlock()
+	select {
+	case <-idle:
+	case <-abort:
+	}
+}
+
+// wakeIdle releases the flush waiters. Callers hold mu.
+func (f *confirmer) wakeIdle() {
+	for _, ch := range f.idle {
+		close(ch)
+	}
+	f.idle = nil
 }
 
 // stop ends the confirmer; outstanding publishes are not confirmed (their
@@ -121,6 +150,7 @@ func (f *confirmer) run() {
 func (f *confirmer) stop() {
 	f.mu.Lock()
 	f.stopped = true
+	f.wakeIdle()
 	f.cond.Broadcast()
 	f.mu.Unlock()
 	f.cancel()

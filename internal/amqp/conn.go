@@ -13,6 +13,7 @@ import (
 
 	"github.com/wharfmq/wharf/internal/amqp/wire"
 	"github.com/wharfmq/wharf/internal/broker"
+	"github.com/wharfmq/wharf/internal/drain"
 )
 
 // closeGrace is how long the server waits for connection.close-ok (or for
@@ -29,6 +30,8 @@ type conn struct {
 	nc     net.Conn
 	id     string // owner id of exclusive queues
 	logger *slog.Logger
+	in     *drain.Reader // nc as the reader reads it: drained on shutdown
+	br     *bufio.Reader // in, buffered; fr reads it (NewFrameReader keeps a bufio.Reader this size, so br holds all read-ahead)
 	fr     *wire.FrameReader
 
 	// Negotiated in the handshake, then read-only.
@@ -58,6 +61,7 @@ type conn struct {
 	blockedSent   bool // connection.blocked sent and connection.unblocked not yet; guarded by blockMu
 
 	closing    atomic.Bool   // connection.close sent; awaiting close-ok
+	opened     atomic.Bool   // the handshake has completed
 	quit       chan struct{} // closed when the connection is done: stops writer and heartbeats
 	writerDone chan struct{}
 }
@@ -77,7 +81,9 @@ func newConn(s *Server, nc net.Conn, id string) *conn {
 		drained:    make(chan struct{}, 1),
 	}
 	c.out.wake = make(chan struct{}, 1)
-	c.fr = wire.NewFrameReader(bufio.NewReaderSize(nc, 64<<10), s.opts.FrameMax)
+	c.in = drain.NewReader(nc, closeGrace)
+	c.br = bufio.NewReaderSize(c.in, 64<<10)
+	c.fr = wire.NewFrameReader(c.br, s.opts.FrameMax)
 	return c
 }
 
@@ -90,12 +96,20 @@ func (c *conn) serve() {
 		return
 	}
 	c.logger.Info("connection opened", "user", c.user, "vhost", c.vhost, "heartbeat", c.heartbeat, "frame_max", c.frameMax, "channel_max", c.channelMax)
+	c.opened.Store(true)
 	go c.heartbeatLoop(c.heartbeat)
 	for {
 		if !c.waitOutbox() {
 			return
 		}
+		if c.br.Buffered() == 0 && (!c.in.Stopping() || !c.midCommand()) {
+			c.in.AtBoundary()
+		}
 		f, err := c.fr.ReadFrame()
+		if errors.Is(err, drain.ErrDrained) {
+			c.closeDrained()
+			continue
+		}
 		if err != nil {
 			if _, ok := wire.ReplyCode(err); ok && !c.closing.Load() {
 				// The stream cannot be trusted past a bad frame: say why,
@@ -168,18 +182,63 @@ func (c *conn) closeWith(e *closeError) {
 	if !e.hard() {
 		e = &closeError{code: wire.ReplyInternalError, text: shortString("INTERNAL_ERROR - channel error on the connection: " + e.text), classID: e.classID, methodID: e.methodID}
 	}
-	if e.code == wire.ReplyInternalError {
+	switch {
+	case c.logRefusal(e):
+	case e.code == wire.ReplyInternalError:
 		c.logger.Error("closing connection", "code", e.code, "text", e.text)
-	} else {
+	default:
 		c.logger.Warn("closing connection", "code", e.code, "text", e.text)
 	}
 	c.startClose(e)
 }
 
-// forceClose is Shutdown's way out: 320 CONNECTION_FORCED. It may be called
-// from any goroutine.
-func (c *conn) forceClose(reason string) {
-	c.startClose(newCloseError(wire.ReplyConnectionForced, "%s", reason))
+// shutdown is Shutdown's way out, from any goroutine. An open connection's
+// reader reads what the client has already sent, then closeDrained closes
+// the connection; one still in its handshake gets connection.close 320 at
+// once.
+func (c *conn) shutdown() {
+	if !c.opened.Load() {
+		c.startClose(newCloseError(wire.ReplyConnectionForced, "broker shutdown"))
+		return
+	}
+	c.in.Stop()
+}
+
+// closeDrained runs in the reader once a shutdown has read everything the
+// client sent before it: every publish read is confirmed, then
+// connection.close 320 CONNECTION_FORCED goes out (its unacknowledged
+// messages go back to their queues when the connection ends).
+func (c *conn) closeDrained() {
+	if c.closing.Load() {
+		c.in.Finish(time.Now().Add(closeGrace)) // closing already: wait for close-ok
+		return
+	}
+	c.chMu.RLock()
+	var confirmers []*confirmer
+	for _, ch := range c.channels {
+		if ch.confirms != nil {
+			confirmers = append(confirmers, ch.confirms)
+		}
+	}
+	c.chMu.RUnlock()
+	for _, f := range confirmers {
+		f.flush(c.s.forced)
+	}
+	c.startClose(newCloseError(wire.ReplyConnectionForced, "broker shutdown"))
+}
+
+// midCommand reports whether a channel holds part of a command (a publish
+// whose content frames have not all arrived): the input is then not at a
+// boundary where a shutdown may stop reading.
+func (c *conn) midCommand() bool {
+	c.chMu.RLock()
+	defer c.chMu.RUnlock()
+	for _, ch := range c.channels {
+		if ch.asm.Pending() {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *conn) startClose(e *closeError) {
@@ -187,7 +246,7 @@ func (c *conn) startClose(e *closeError) {
 		return
 	}
 	c.sendMethod(0, &wire.ConnectionClose{ReplyCode: e.code, ReplyText: e.text, FailingClassID: e.classID, FailingMethodID: e.methodID})
-	c.nc.SetReadDeadline(time.Now().Add(closeGrace))
+	c.in.Finish(time.Now().Add(closeGrace))
 }
 
 // finish tears the connection down: channels (their consumers cancelled,
@@ -223,7 +282,7 @@ func (c *conn) handleFrame(f wire.Frame) error {
 		return c.handleChannel0(f)
 	}
 	if f.Channel > c.channelMax {
-		return newCloseError(wire.ReplyChannelError, "channel %d is beyond the negotiated channel_max %d", f.Channel, c.channelMax)
+		return channelMaxError(f.Channel, c.channelMax)
 	}
 	c.chMu.RLock()
 	ch := c.channels[f.Channel]
@@ -247,6 +306,7 @@ func (c *conn) handleChannel0(f wire.Frame) error {
 	case *wire.ConnectionClose:
 		c.logger.Info("client closed the connection", "code", m.ReplyCode, "text", m.ReplyText)
 		c.closing.Store(true)
+		c.persistSettlements()
 		c.sendMethod(0, &wire.ConnectionCloseOk{})
 		return errPeerClosed
 	case *wire.ConnectionBlocked, *wire.ConnectionUnblocked:

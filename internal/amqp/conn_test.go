@@ -824,7 +824,7 @@ func TestConnTuneOkRefused(t *testing.T) {
 		r.open(&wire.ConnectionTuneOk{}, "/")
 		r.openChannel(10)
 		r.sendMethod(11, &wire.ChannelOpen{})
-		r.expectClose(wire.ReplyChannelError, "channel 11", "channel_max 10")
+		r.expectClose(wire.ReplyNotAllowed, "channel 11", "channel_max (10)")
 		r.closeOk()
 	})
 	assertHealthy(t, ts.url)
@@ -854,7 +854,7 @@ func TestConnChannelMax(t *testing.T) {
 	r.openChannel(1)
 	r.openChannel(2)
 	r.sendMethod(3, &wire.ChannelOpen{})
-	r.expectClose(wire.ReplyChannelError, "channel 3", "channel_max 2")
+	r.expectClose(wire.ReplyNotAllowed, "channel 3", "channel_max (2)")
 	r.closeOk()
 	assertHealthy(t, ts.url)
 }
@@ -1082,7 +1082,7 @@ func TestConnErrorsAfterHandshake(t *testing.T) {
 		{"second channel.open", func(t *testing.T) []byte { return methodFrame(t, 1, &wire.ChannelOpen{}) },
 			wire.ReplyChannelError, []string{"second 'channel.open'", "channel 1"}, wire.ClassChannel, 10},
 		{"channel beyond channel_max", func(t *testing.T) []byte { return methodFrame(t, 3000, &wire.ChannelOpen{}) },
-			wire.ReplyChannelError, []string{"channel 3000", "channel_max 2047"}, 0, 0},
+			wire.ReplyNotAllowed, []string{"channel 3000", "channel_max (2047)"}, 0, 0},
 		{"channel.close-ok on an open channel", func(t *testing.T) []byte { return methodFrame(t, 1, &wire.ChannelCloseOk{}) },
 			wire.ReplyChannelError, []string{"close-ok", "not closing"}, wire.ClassChannel, 41},
 		{"content header without a method", func(t *testing.T) []byte { return emptyHeader },

@@ -38,6 +38,10 @@
 //     "CODE_NAME - what was wrong" form, always says what was wrong.
 //   - A refused login gets connection.close 403 when the client announced
 //     authentication_failure_close, and a closed socket otherwise.
+//   - On Shutdown an open connection reads the frames its client sent
+//     before it (internal/drain), confirms every publish it read, and only
+//     then sends connection.close 320 CONNECTION_FORCED; one still in its
+//     handshake gets the 320 at once.
 //   - While a resource alarm is set, nothing is read from a connection
 //     after a basic.publish method frame until every alarm has cleared;
 //     connection.blocked and connection.unblocked go, in pairs, to

@@ -17,6 +17,11 @@ type closeError struct {
 	text     string // "NOT_FOUND - no queue 'q' in vhost '/'"
 	classID  uint16
 	methodID uint16
+	// limit names the setting of a limit this error enforces; its log
+	// line goes through the server's sampler (limits.go). quiet means
+	// the core has already logged the refusal.
+	limit string
+	quiet bool
 }
 
 func (e *closeError) Error() string { return fmt.Sprintf("%d %s", e.code, e.text) }
@@ -48,7 +53,14 @@ func asCloseError(err error) *closeError {
 	}
 	var we *wire.Error
 	if errors.As(err, &we) {
-		return &closeError{code: we.Code, text: we.ReplyText(), classID: we.ClassID, methodID: we.MethodID}
+		ce := &closeError{code: we.Code, text: we.ReplyText(), classID: we.ClassID, methodID: we.MethodID}
+		switch {
+		case errors.Is(err, wire.ErrFrameTooLarge):
+			ce.limit = "limits.amqp_frame_max"
+		case errors.Is(err, wire.ErrContentTooLarge):
+			ce.limit = "amqp_max_message_bytes"
+		}
+		return ce
 	}
 	var me *broker.ModelError
 	if errors.As(err, &me) {
@@ -60,7 +72,9 @@ func asCloseError(err error) *closeError {
 		case errors.Is(err, broker.ErrResourceLocked):
 			return newCloseError(wire.ReplyResourceLocked, "%s", me.Text)
 		case errors.Is(err, broker.ErrPreconditionFailed):
-			return newCloseError(wire.ReplyPreconditionFailed, "%s", me.Text)
+			ce := newCloseError(wire.ReplyPreconditionFailed, "%s", me.Text)
+			ce.quiet = errors.Is(err, broker.ErrLimitReached) // the core logged it
+			return ce
 		case errors.Is(err, broker.ErrVhostNotFound):
 			return newCloseError(wire.ReplyNotAllowed, "%s", me.Text)
 		}

@@ -24,9 +24,9 @@ func (c *conn) handshake() error {
 	defer func() {
 		c.nc.SetDeadline(time.Time{})
 		if c.closing.Load() {
-			// Shutdown's connection.close crossed the handshake: keep
-			// its grace period for close-ok.
-			c.nc.SetReadDeadline(time.Now().Add(closeGrace))
+			// A connection.close crossed the handshake: keep its grace
+			// period for close-ok.
+			c.in.Finish(time.Now().Add(closeGrace))
 		}
 	}()
 	if err := c.fr.ReadProtocolHeader(); err != nil {
@@ -91,6 +91,9 @@ func (c *conn) handshake() error {
 	}
 	if !c.b.VhostExists(open.VirtualHost) {
 		return c.failHandshake(newCloseError(wire.ReplyNotAllowed, "vhost '%s' not found", open.VirtualHost).forMethod(open))
+	}
+	if e := c.s.admit(c); e != nil {
+		return c.failHandshake(e.forMethod(open))
 	}
 	c.vhost = open.VirtualHost
 	return c.sendMethod(0, &wire.ConnectionOpenOk{})
@@ -161,7 +164,9 @@ func (c *conn) handshakeMethod() (wire.Method, error) {
 
 // failHandshake sends connection.close and waits a moment for close-ok.
 func (c *conn) failHandshake(e *closeError) error {
-	c.logger.Info("handshake refused", "code", e.code, "text", e.text)
+	if !c.logRefusal(e) {
+		c.logger.Info("handshake refused", "code", e.code, "text", e.text)
+	}
 	c.startClose(e)
 	for {
 		f, err := c.fr.ReadFrame()

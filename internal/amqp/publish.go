@@ -153,6 +153,7 @@ func (ch *channel) ack(tag uint64, multiple bool) error {
 		return nil
 	}
 	settleByQueue(ds, (*broker.Queue).Ack)
+	ch.noteSettled(ds)
 	ch.afterSettle()
 	return nil
 }
@@ -173,6 +174,9 @@ func (ch *channel) reject(tag uint64, multiple, requeue bool, m wire.Method) err
 		return nil
 	}
 	applySettle(ds, op)
+	if op == opDiscard {
+		ch.noteSettled(ds)
+	}
 	ch.afterSettle()
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/wharfmq/wharf/internal/auth"
 	"github.com/wharfmq/wharf/internal/broker"
+	"github.com/wharfmq/wharf/internal/limits"
 )
 
 // Options configures the AMQP server.
@@ -28,8 +29,18 @@ type Options struct {
 	// FrameMax is the largest frame offered in connection.tune; zero means
 	// 131072, RabbitMQ's default.
 	FrameMax uint32
-	// ChannelMax is the most channels offered; zero means 2047.
+	// ChannelMax is the channel_max offered: the highest channel number,
+	// so the most channels, of a connection; zero means 2047.
 	ChannelMax uint16
+	// MaxConnections bounds the open connections: connection.open beyond
+	// it is refused with 530 NOT_ALLOWED, as RabbitMQ's connection_max.
+	// Zero means no limit.
+	MaxConnections int
+	// UserLimits bounds the connections of each user (shared with the
+	// gateway's faces): connection.open beyond it is refused with 530
+	// NOT_ALLOWED, as RabbitMQ's per-user max-connections. Nil means no
+	// limit.
+	UserLimits *limits.Users
 	// Heartbeat is the heartbeat interval offered; zero means 60s, a
 	// negative value offers none.
 	Heartbeat time.Duration
@@ -80,12 +91,20 @@ type Server struct {
 	opts   Options
 	logger *slog.Logger
 
-	mu      sync.Mutex
-	ln      net.Listener
-	conns   map[*conn]struct{}
-	closing bool
-	wg      sync.WaitGroup
-	nextID  atomic.Uint64
+	mu       sync.Mutex
+	ln       net.Listener
+	conns    map[*conn]struct{}
+	admitted map[*conn]func() // open connections and what frees their slots (limits.go)
+	closing  bool
+	wg       sync.WaitGroup
+	nextID   atomic.Uint64
+	// forced is closed when Shutdown's deadline passes: waits for
+	// confirms end, and the sockets are closed.
+	forced     chan struct{}
+	forcedOnce sync.Once
+
+	gate     *limits.Gate       // MaxConnections
+	refusals *limits.LogSampler // one line per kind of limit refusal per interval
 
 	stopping    chan struct{} // closed by Shutdown: ends waits on resource alarms
 	unsubscribe func()        // from the broker's alarms
@@ -94,7 +113,9 @@ type Server struct {
 // NewServer returns a server for b.
 func NewServer(b *broker.Broker, opts Options) *Server {
 	opts = opts.withDefaults()
-	s := &Server{b: b, opts: opts, logger: opts.Logger.With("listener", "amqp"), conns: map[*conn]struct{}{}, stopping: make(chan struct{})}
+	s := &Server{b: b, opts: opts, logger: opts.Logger.With("listener", "amqp"), conns: map[*conn]struct{}{},
+		admitted: map[*conn]func(){}, gate: limits.NewGate(opts.MaxConnections), forced: make(chan struct{}), stopping: make(chan struct{})}
+	s.refusals = limits.NewLogSampler(s.logger, 0, opts.Now)
 	s.unsubscribe = b.Alarms().Subscribe(s.alarmsChanged)
 	return s
 }
@@ -139,6 +160,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		go func() {
 			defer s.wg.Done()
 			c.serve()
+			s.release(c)
 			s.mu.Lock()
 			delete(s.conns, c)
 			s.mu.Unlock()
@@ -146,10 +168,11 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 }
 
-// Shutdown stops accepting, closes every connection with 320
-// CONNECTION_FORCED (their unacknowledged messages go back to their
-// queues) and waits for them, at most until ctx is done; then it closes the
-// sockets that are left.
+// Shutdown stops accepting and closes every connection: each reads the
+// frames its client sent before the shutdown, confirms every publish it
+// read, and is closed with 320 CONNECTION_FORCED (its unacknowledged
+// messages go back to their queues). Shutdown waits for them, at most until
+// ctx is done; then it closes the sockets that are left.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	first := !s.closing
@@ -158,11 +181,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.ln.Close()
 	}
 	for c := range s.conns {
-		c.forceClose("broker shutdown")
+		c.shutdown()
 	}
 	if first {
-		// After forceClose: a reader blocked by an alarm wakes to a
-		// closing connection and reads nothing more but close-ok.
+		// A reader blocked by an alarm wakes and closes its connection
+		// (alarms.go).
 		close(s.stopping)
 		s.unsubscribe()
 	}
@@ -173,6 +196,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-done:
 		return nil
 	case <-ctx.Done():
+		s.forcedOnce.Do(func() { close(s.forced) })
 		s.mu.Lock()
 		for c := range s.conns {
 			c.nc.Close()
@@ -204,6 +228,21 @@ func (s *Server) serverProperties() map[string]any {
 			"direct_reply_to": false,
 		},
 	}
+}
+
+// BufferedBytes returns the bytes waiting in connections' outboxes to be
+// written to their clients. Queues stop delivering to a connection whose
+// outbox holds more than 2 MiB, and its reader stops reading, so a client
+// that stops reading holds about that much, plus at most one message per
+// queue that was delivering to it at that moment.
+func (s *Server) BufferedBytes() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var n int64
+	for c := range s.conns {
+		n += c.out.pending.Load()
+	}
+	return n
 }
 
 // Connections returns the number of open client connections.

@@ -2,6 +2,7 @@ package amqp
 
 import (
 	"context"
+	"slices"
 
 	"github.com/wharfmq/wharf/internal/amqp/wire"
 	"github.com/wharfmq/wharf/internal/broker"
@@ -12,7 +13,8 @@ import (
 // once the persistent messages are fsynced; tx.rollback drops the
 // publishes and gives the settled deliveries back to the channel as
 // unacknowledged, as RabbitMQ does. Deliveries and basic.get are not
-// transactional.
+// transactional. tx.commit-ok also means the transaction's acks and
+// rejects are durable: they survive a crash.
 type txState struct {
 	publishes []txPublish
 	settles   []txSettle
@@ -77,12 +79,36 @@ func (ch *channel) txCommit() error {
 	if len(t.settles) > 0 {
 		ch.afterSettle()
 	}
+	// The acks and rejects are for good once committed: a crash must not
+	// bring those messages back.
+	for _, q := range settledQueues(t.settles) {
+		if err := q.PersistSettlements(); err != nil {
+			return newCloseError(wire.ReplyInternalError, "tx.commit: storing acknowledgements: %v", err)
+		}
+	}
 	for i := range durable {
 		if err := durable[i].Wait(context.Background()); err != nil {
 			return newCloseError(wire.ReplyInternalError, "tx.commit: storing messages: %v", err)
 		}
 	}
 	return ch.c.sendMethod(ch.id, &wire.TxCommitOk{})
+}
+
+// settledQueues lists, once each, the queues of the deliveries that
+// settles ack or discard (a requeue changes nothing on disk).
+func settledQueues(settles []txSettle) []*broker.Queue {
+	var qs []*broker.Queue
+	for _, s := range settles {
+		if s.op == opRequeue {
+			continue
+		}
+		for _, e := range s.ds {
+			if !slices.Contains(qs, e.d.Queue) {
+				qs = append(qs, e.d.Queue)
+			}
+		}
+	}
+	return qs
 }
 
 func (ch *channel) txRollback() error {

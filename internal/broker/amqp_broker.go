@@ -385,6 +385,9 @@ func (b *Broker) DeclareQueue(ctx context.Context, vhost, connID string, spec Qu
 	if _, err := checkNewQueue(vhost, name, durable, spec.Exclusive, spec.AutoDelete, args); err != nil {
 		return QueueInfo{}, false, err
 	}
+	if err := b.checkQueueLimit(vh, vhost, name); err != nil {
+		return QueueInfo{}, false, err
+	}
 	def := QueueDef{Vhost: vhost, Name: name, ID: id, Durable: durable, Owner: owner, AutoDelete: spec.AutoDelete, Arguments: args}
 	p := newAMQPPlan()
 	p.add(AMQPStep{DeclareQueue: &def}, durable)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/wharfmq/wharf/internal/alarm"
+	"github.com/wharfmq/wharf/internal/limits"
 	"github.com/wharfmq/wharf/internal/storage"
 )
 
@@ -45,6 +46,10 @@ type Options struct {
 	// Alarms configures the resource alarms (see Alarms); Dir defaults to
 	// DataDir and Logger to the broker's.
 	Alarms alarm.Options
+	// MaxTopics and MaxQueuesPerVhost bound the topics and the queues of
+	// each vhost (limits.go); zero means no limit.
+	MaxTopics         int
+	MaxQueuesPerVhost int
 }
 
 // Broker is the protocol-neutral core: it owns the metadata state machine
@@ -70,9 +75,13 @@ type Broker struct {
 
 	pids producerIDs // Kafka producer ids; see producerids.go
 
+	recovery recoveryTotals // what opening the logs took; see recovery.go
+
 	amqp        amqpRuntime   // the AMQP model's read lock and routing scratch; see amqp_broker.go
 	queues      queueRuntimes // queue delivery state, guarded by amqp.mu; see queue_registry.go
 	publishPool sync.Pool     // *publishScratch
+
+	refusals *limits.LogSampler // one log line per kind of limit refusal per interval
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -125,25 +134,28 @@ func Open(opts Options) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Broker{opts: opts, logger: opts.Logger, lock: lock, state: NewState(), topics: map[string]*Topic{}, byID: map[TopicID]string{}, stop: make(chan struct{})}
+	opened := time.Now()
+	b := &Broker{opts: opts, logger: opts.Logger, lock: lock, state: NewState(), topics: map[string]*Topic{}, byID: map[TopicID]string{}, stop: make(chan struct{}),
+		refusals: limits.NewLogSampler(opts.Logger, 0, opts.Now)}
 	if b.id, err = loadClusterID(opts.DataDir); err != nil {
-		b.closeAll()
+		b.closeAll(false)
 		return nil, err
 	}
 	if err := b.load(); err != nil {
-		b.closeAll()
+		b.closeAll(false)
 		return nil, err
 	}
 	if err := b.openGroups(); err != nil {
-		b.closeAll()
+		b.closeAll(false)
 		return nil, err
 	}
 	if err := b.openQueues(); err != nil {
-		b.closeAll()
+		b.closeAll(false)
 		return nil, err
 	}
 	b.openAlarms()
 	b.alarms.Start()
+	b.logRecovery(time.Since(opened))
 	b.wg.Add(2)
 	go b.janitor()
 	go b.queueFlusher(time.Second)
@@ -151,7 +163,7 @@ func Open(opts Options) (*Broker, error) {
 }
 
 func (b *Broker) storageOptions() storage.Options {
-	return storage.Options{FS: b.opts.FS, Now: b.opts.Now, Logger: b.logger, ObserveSync: b.opts.ObserveSync}
+	return storage.Options{FS: b.opts.FS, Now: b.opts.Now, Logger: b.logger, ObserveSync: b.opts.ObserveSync, OnOpen: b.recovery.add}
 }
 
 func (b *Broker) load() error {
@@ -332,7 +344,7 @@ func (b *Broker) ValidateTopic(name string, partitions int32, configs map[string
 	if _, ok := b.state.Topic(name); ok {
 		return fmt.Errorf("%w: %q", ErrTopicExists, name)
 	}
-	return nil
+	return b.checkTopicLimit(name)
 }
 
 // DescribeConfigs lists a topic's effective configs for the given explicit
@@ -355,6 +367,9 @@ func (b *Broker) CreateTopic(ctx context.Context, name string, partitions int32,
 	defer b.mu.Unlock()
 	if _, ok := b.state.Topic(name); ok {
 		return TopicInfo{}, fmt.Errorf("%w: %q", ErrTopicExists, name)
+	}
+	if err := b.checkTopicLimit(name); err != nil {
+		return TopicInfo{}, err
 	}
 	if err := b.commit(ctx, Command{CreateTopic: &CreateTopic{Name: name, ID: id, Partitions: partitions, Configs: configs}}); err != nil {
 		return TopicInfo{}, err
@@ -520,13 +535,20 @@ func (b *Broker) Close() error {
 	close(b.stop)
 	b.alarms.Close()
 	b.wg.Wait()
-	return b.closeAll()
+	return b.closeAll(true)
 }
 
-func (b *Broker) closeAll() error {
+// closeAll closes everything that is open. With clean (a Close, not an
+// Open that failed part way), it leaves the clean-shutdown mark if every
+// queue was closed without error.
+func (b *Broker) closeAll(clean bool) error {
 	var errs []error
 	if err := b.closeQueues(); err != nil {
 		errs = append(errs, err)
+	} else if clean {
+		if err := writeCleanMark(b.opts.FS, b.opts.DataDir); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if b.groups != nil {
 		if err := b.groups.close(); err != nil {

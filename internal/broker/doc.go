@@ -39,6 +39,10 @@
 //     never served to a new one.
 //   - One broker process per data directory (an exclusive lock on
 //     <data-dir>/.lock).
+//   - The number of topics never exceeds Options.MaxTopics, nor the queues
+//     of a vhost Options.MaxQueuesPerVhost, when set: the count is checked
+//     under Broker.mu with the creation (limits.go). Refusals are
+//     ErrLimitReached and are logged at most once per kind per interval.
 //   - A persistent message in a durable queue is delivered (to a consumer
 //     or basic.get) only once its append to the queue's log is durable; a
 //     message whose fsync failed is never delivered and never settled.

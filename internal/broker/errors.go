@@ -16,6 +16,11 @@ var (
 	ErrInvalidPartitions = errors.New("invalid partition count")
 	ErrInvalidConfig     = errors.New("invalid topic config")
 	ErrClosed            = errors.New("broker closed")
+	// ErrLimitReached is a refusal because a configured limit is reached:
+	// the queues of a vhost or the topics (limits.go). Adapters answer it
+	// with their protocol's error for a quota (AMQP 406 for queue.declare,
+	// Kafka POLICY_VIOLATION).
+	ErrLimitReached = errors.New("limit reached")
 
 	// Storage errors, re-exported so adapters need not import storage.
 	ErrLogClosed        = storage.ErrClosed

@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 
@@ -563,6 +564,31 @@ func (q *Queue) flush() error {
 		return nil
 	}
 	return q.store.write(snap)
+}
+
+// PersistSettlements writes the queue's settlements now and returns once
+// they are durable: the acks file is written, fsynced and renamed into
+// place, and the directory fsynced. tx.commit calls it for the queues whose
+// deliveries the transaction settled, so that a committed ack is never
+// undone by a crash. A transient or deleted queue has nothing to write.
+func (q *Queue) PersistSettlements() error {
+	q.mu.Lock()
+	if q.closed || q.store == nil {
+		q.mu.Unlock()
+		return nil
+	}
+	// Always take a snapshot: one taken by the periodic flush may still be
+	// on its way to the disk, and this one must be, before returning.
+	q.store.dirty = true
+	snap, _ := q.store.snapshot()
+	q.mu.Unlock()
+	if err := q.store.write(snap); err != nil {
+		return err
+	}
+	if err := q.store.fs.SyncDir(q.store.dir); err != nil {
+		return fmt.Errorf("writing the acknowledgements of %s: %w", q.store.dir, err)
+	}
+	return nil
 }
 
 // deque is a FIFO of queued messages in a ring buffer.

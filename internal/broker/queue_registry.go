@@ -23,12 +23,14 @@ func (b *Broker) queueDir(id QueueID) string {
 }
 
 // newQueueRuntime builds the delivery state of a queue, opening and
-// recovering its log when it is durable.
-func (b *Broker) newQueueRuntime(info QueueInfo) (*Queue, error) {
+// recovering its log when it is durable. clean says the last run closed
+// the queue cleanly (see cleanmark.go); a queue being declared has nothing
+// to recover and is clean.
+func (b *Broker) newQueueRuntime(info QueueInfo, clean bool) (*Queue, error) {
 	if !info.Durable {
 		return newQueue(info, nil, nil, 0), nil
 	}
-	store, msgs, err := openQueueStore(b.queueDir(info.ID), queueLogConfig(b.opts.LogDefaults), b.storageOptions(), b.opts.QueueMemoryBytes)
+	store, msgs, err := openQueueStore(b.queueDir(info.ID), queueLogConfig(b.opts.LogDefaults), b.storageOptions(), b.opts.QueueMemoryBytes, clean)
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", rs("queue", info.Vhost, info.Name), err)
 	}
@@ -53,7 +55,7 @@ func (b *Broker) prepareQueues(p *amqpPlan) (queueChanges, error) {
 		switch {
 		case st.DeclareQueue != nil:
 			d := st.DeclareQueue
-			q, err := b.newQueueRuntime(QueueInfo{Vhost: d.Vhost, Name: d.Name, ID: d.ID, Durable: d.Durable, AutoDelete: d.AutoDelete})
+			q, err := b.newQueueRuntime(QueueInfo{Vhost: d.Vhost, Name: d.Name, ID: d.ID, Durable: d.Durable, AutoDelete: d.AutoDelete}, true)
 			if err != nil {
 				for _, c := range qc.created {
 					c.close(true)
@@ -106,17 +108,25 @@ func (b *Broker) retireQueues(gone []*Queue) {
 }
 
 // openQueues builds the runtimes of the queues in the replayed state and
-// removes the logs of queues that no longer exist.
+// removes the logs of queues that no longer exist. After a crash (no
+// clean-shutdown mark), every recovered message is flagged redelivered.
 func (b *Broker) openQueues() error {
 	b.queues.byID = map[QueueID]*Queue{}
 	dir := filepath.Join(b.opts.DataDir, "queues")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("creating %s: %w", dir, err)
 	}
+	clean, err := takeCleanMark(b.opts.FS, b.opts.DataDir)
+	if err != nil {
+		return err
+	}
+	if !clean {
+		b.logger.Info("the last run did not close the queues cleanly; recovered messages are flagged redelivered")
+	}
 	known := map[string]bool{}
 	for _, vh := range b.state.amqp.vhosts {
 		for _, aq := range vh.queues {
-			q, err := b.newQueueRuntime(aq.info())
+			q, err := b.newQueueRuntime(aq.info(), clean)
 			if err != nil {
 				return err
 			}

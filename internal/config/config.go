@@ -16,11 +16,20 @@ type Config struct {
 	KafkaListen string `yaml:"kafka_listen"`
 	AMQPListen  string `yaml:"amqp_listen"`
 	HTTPListen  string `yaml:"http_listen"`
+	// TCPKeepAlive is the TCP keepalive idle time and probe interval of
+	// every listener's accepted connections; zero disables keepalive.
+	TCPKeepAlive time.Duration `yaml:"tcp_keepalive"`
 	// KafkaAdvertise is the host:port Kafka clients are told to connect
 	// to; empty means the listener's own address.
 	KafkaAdvertise string `yaml:"kafka_advertise"`
 	// KafkaMaxRequestBytes bounds the size of one Kafka request.
 	KafkaMaxRequestBytes int `yaml:"kafka_max_request_bytes"`
+	// KafkaFetchMaxBytes bounds one fetch response, whatever the client
+	// asks (Kafka's fetch.max.bytes).
+	KafkaFetchMaxBytes int `yaml:"kafka_fetch_max_bytes"`
+	// KafkaConnectionsMaxIdle closes a Kafka connection idle for that
+	// long (Kafka's connections.max.idle.ms); zero never does.
+	KafkaConnectionsMaxIdle time.Duration `yaml:"kafka_connections_max_idle"`
 	// AMQPMaxMessageBytes bounds the body of one AMQP message.
 	AMQPMaxMessageBytes int `yaml:"amqp_max_message_bytes"`
 	// AMQPHeartbeat is the heartbeat interval offered to AMQP clients; zero
@@ -45,8 +54,31 @@ type Config struct {
 	Storage StorageConfig `yaml:"storage"`
 	// WebSocket configures the gateway's /ws endpoint.
 	WebSocket WebSocketConfig `yaml:"websocket"`
+	// Limits bounds connections, channels, frames, queues and topics.
+	Limits LimitsConfig `yaml:"limits"`
 	// Alarms configures the resource alarms.
 	Alarms AlarmsConfig `yaml:"alarms"`
+}
+
+// LimitsConfig holds the resource limits. A zero count means no limit.
+type LimitsConfig struct {
+	// KafkaMaxConnections, AMQPMaxConnections and HTTPMaxConnections bound
+	// the open connections of each listener.
+	KafkaMaxConnections int `yaml:"kafka_max_connections"`
+	AMQPMaxConnections  int `yaml:"amqp_max_connections"`
+	HTTPMaxConnections  int `yaml:"http_max_connections"`
+	// MaxConnectionsPerUser bounds the connections of one user: AMQP
+	// connections, WebSocket sessions and REST or gRPC calls in progress.
+	MaxConnectionsPerUser int `yaml:"max_connections_per_user"`
+	// AMQPChannelMax is the channel_max offered in connection.tune; zero
+	// means the protocol's most, 65535.
+	AMQPChannelMax int `yaml:"amqp_channel_max"`
+	// AMQPFrameMax is the frame_max offered in connection.tune.
+	AMQPFrameMax int `yaml:"amqp_frame_max"`
+	// MaxQueuesPerVhost bounds the queues of each vhost; MaxTopics the
+	// Kafka topics (which all live in vhost "/").
+	MaxQueuesPerVhost int `yaml:"max_queues_per_vhost"`
+	MaxTopics         int `yaml:"max_topics"`
 }
 
 // AlarmsConfig configures the resource alarms (internal/alarm): while one
@@ -112,23 +144,30 @@ type StorageConfig struct {
 func Default() Config {
 	lc := storage.DefaultLogConfig()
 	return Config{
-		DataDir:              "./wharf-data",
-		KafkaListen:          "127.0.0.1:9092",
-		AMQPListen:           "127.0.0.1:5672",
-		HTTPListen:           "127.0.0.1:8080",
-		KafkaMaxRequestBytes: 100 << 20,
-		AMQPMaxMessageBytes:  16 << 20,
-		AMQPHeartbeat:        60 * time.Second,
-		AMQPQueueMemoryBytes: 64 << 20,
-		AutoCreateTopics:     true,
-		DefaultPartitions:    1,
-		LogLevel:             "info",
-		LogFormat:            "text",
-		ShutdownTimeout:      10 * time.Second,
+		DataDir:                 "./wharf-data",
+		KafkaListen:             "127.0.0.1:9092",
+		AMQPListen:              "127.0.0.1:5672",
+		HTTPListen:              "127.0.0.1:8080",
+		TCPKeepAlive:            15 * time.Second,
+		KafkaMaxRequestBytes:    100 << 20,
+		KafkaFetchMaxBytes:      55 << 20,
+		KafkaConnectionsMaxIdle: 10 * time.Minute,
+		AMQPMaxMessageBytes:     16 << 20,
+		AMQPHeartbeat:           60 * time.Second,
+		AMQPQueueMemoryBytes:    64 << 20,
+		AutoCreateTopics:        true,
+		DefaultPartitions:       1,
+		LogLevel:                "info",
+		LogFormat:               "text",
+		ShutdownTimeout:         10 * time.Second,
 		WebSocket: WebSocketConfig{
 			PingInterval:    25 * time.Second,
 			MaxMessageBytes: 1 << 20,
 			OutboxBytes:     4 << 20,
+		},
+		Limits: LimitsConfig{
+			AMQPChannelMax: 2047,
+			AMQPFrameMax:   131072,
 		},
 		Storage: StorageConfig{
 			Fsync:                  lc.Fsync.String(),

@@ -59,6 +59,15 @@ func (c Config) Validate() error {
 	if c.KafkaMaxRequestBytes < 1024 || c.KafkaMaxRequestBytes > 1<<30 {
 		return fieldError("kafka_max_request_bytes", fmt.Errorf("%d: must be between 1024 and %d", c.KafkaMaxRequestBytes, 1<<30))
 	}
+	if c.KafkaFetchMaxBytes < 1024 || c.KafkaFetchMaxBytes > 1<<30 {
+		return fieldError("kafka_fetch_max_bytes", fmt.Errorf("%d: must be between 1024 and %d", c.KafkaFetchMaxBytes, 1<<30))
+	}
+	if c.KafkaConnectionsMaxIdle < 0 {
+		return fieldError("kafka_connections_max_idle", fmt.Errorf("%v: must not be negative", c.KafkaConnectionsMaxIdle))
+	}
+	if c.TCPKeepAlive < 0 || c.TCPKeepAlive%time.Second != 0 {
+		return fieldError("tcp_keepalive", fmt.Errorf("%v: must be whole seconds, or 0 to disable keepalive", c.TCPKeepAlive))
+	}
 	if c.DefaultPartitions < 1 || c.DefaultPartitions > 1<<20 {
 		return fieldError("default_partitions", fmt.Errorf("%d: must be between 1 and %d", c.DefaultPartitions, 1<<20))
 	}
@@ -86,6 +95,9 @@ func (c Config) Validate() error {
 	if c.WebSocket.OutboxBytes < c.WebSocket.MaxMessageBytes {
 		return fieldError("websocket.outbox_bytes", fmt.Errorf("%d: must be at least websocket.max_message_bytes (%d)", c.WebSocket.OutboxBytes, c.WebSocket.MaxMessageBytes))
 	}
+	if err := c.validateLimits(); err != nil {
+		return err
+	}
 	if c.ShutdownTimeout <= 0 {
 		return fieldError("shutdown_timeout", fmt.Errorf("%v: must be positive", c.ShutdownTimeout))
 	}
@@ -97,6 +109,35 @@ func (c Config) Validate() error {
 			fmt.Errorf("%v: must be positive", c.Storage.RetentionCheckInterval))
 	}
 	return c.validateStorage()
+}
+
+// validateLimits checks the limits section: counts are zero (no limit) or
+// positive, channel_max fits AMQP's 16 bits and frame_max is between the
+// protocol's minimum and 16 MiB.
+func (c Config) validateLimits() error {
+	l := c.Limits
+	for _, n := range []struct {
+		key string
+		v   int
+	}{
+		{"limits.kafka_max_connections", l.KafkaMaxConnections},
+		{"limits.amqp_max_connections", l.AMQPMaxConnections},
+		{"limits.http_max_connections", l.HTTPMaxConnections},
+		{"limits.max_connections_per_user", l.MaxConnectionsPerUser},
+		{"limits.max_queues_per_vhost", l.MaxQueuesPerVhost},
+		{"limits.max_topics", l.MaxTopics},
+	} {
+		if n.v < 0 || n.v > 1<<30 {
+			return fieldError(n.key, fmt.Errorf("%d: must be between 0 (no limit) and %d", n.v, 1<<30))
+		}
+	}
+	if l.AMQPChannelMax < 0 || l.AMQPChannelMax > 65535 {
+		return fieldError("limits.amqp_channel_max", fmt.Errorf("%d: must be between 0 (65535) and 65535", l.AMQPChannelMax))
+	}
+	if l.AMQPFrameMax < 4096 || l.AMQPFrameMax > 16<<20 {
+		return fieldError("limits.amqp_frame_max", fmt.Errorf("%d: must be between 4096 and %d", l.AMQPFrameMax, 16<<20))
+	}
+	return nil
 }
 
 // validateStorage checks the storage settings with the storage engine's own

@@ -35,6 +35,13 @@
 //   - Every HTTP response except /metrics, /console/ and the gRPC face's
 //     is JSON. Errors have the body
 //     {"code":"...","message":"..."}.
+//   - Limits (listener.go, and the per-user slots of the REST, gRPC and
+//     WebSocket faces): the HTTP listener holds at most its configured
+//     number of connections, a connection beyond it is answered 503
+//     limit_reached without reaching a handler; each authenticated REST or
+//     gRPC call in progress, and each WebSocket session, holds one of its
+//     user's connection slots, shared with AMQP, and gives it back when it
+//     ends. Refusals are logged at most once per kind per interval.
 //
 // Lock order in a WebSocket session: a queue's lock (deliveries run under
 // it) before the subscription's and then the connection's outbox lock;

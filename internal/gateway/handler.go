@@ -11,6 +11,7 @@ import (
 	"github.com/wharfmq/wharf/internal/gateway/console"
 	"github.com/wharfmq/wharf/internal/gateway/grpcapi"
 	"github.com/wharfmq/wharf/internal/gateway/service"
+	"github.com/wharfmq/wharf/internal/limits"
 )
 
 // Options are what the gateway's HTTP handler serves.
@@ -28,6 +29,10 @@ type Options struct {
 	// authenticates their callers. Nil disables those faces.
 	Service *service.Service
 	Users   *auth.Store
+	// UserLimits counts each user's REST and gRPC calls in progress
+	// against the per-user connection limit (shared with /ws and AMQP);
+	// nil means no limit.
+	UserLimits *limits.Users
 }
 
 // NewHandler returns the gateway's HTTP handler.
@@ -55,7 +60,7 @@ func NewHandler(o Options) http.Handler {
 		mux.Handle(console.Path, getOnly(logger, console.Handler(notFound(logger))))
 	}
 	mountREST(mux, o, logger)
-	grpcapi.Mount(mux, grpcapi.Options{Service: o.Service, Users: o.Users, Logger: logger})
+	grpcapi.Mount(mux, grpcapi.Options{Service: o.Service, Users: o.Users, UserLimits: o.UserLimits, Logger: logger})
 	mux.Handle("/", notFound(logger))
 	return accessLog(logger, mux)
 }

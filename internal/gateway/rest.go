@@ -4,6 +4,7 @@ import (
 	_ "embed"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -19,6 +20,7 @@ import (
 	"github.com/wharfmq/wharf/internal/broker"
 	"github.com/wharfmq/wharf/internal/buildinfo"
 	"github.com/wharfmq/wharf/internal/gateway/service"
+	"github.com/wharfmq/wharf/internal/limits"
 )
 
 // The REST face of the gateway: JSON over HTTP under /api/v1, described by
@@ -64,6 +66,10 @@ type restAPI struct {
 	maxBody int64
 	// paths are the routes by pattern, in registration order.
 	paths []*restPath
+	// userLimits counts each user's calls in progress against the
+	// per-user connection limit; refusals logs them, sampled.
+	userLimits *limits.Users
+	refusals   *limits.LogSampler
 }
 
 // restPath is one pattern with its methods.
@@ -86,7 +92,9 @@ func newRESTAPI(o Options, logger *slog.Logger) *restAPI {
 	a := &restAPI{
 		svc: o.Service, b: o.Service.Broker(), users: o.Users, logger: logger,
 		started: time.Now(), build: buildinfo.Get("", ""),
-		maxBody: 2*int64(o.Service.MaxMessageBytes()) + 1<<20,
+		maxBody:    2*int64(o.Service.MaxMessageBytes()) + 1<<20,
+		userLimits: o.UserLimits,
+		refusals:   limits.NewLogSampler(logger, 0, nil),
 	}
 	for _, rt := range a.routes() {
 		a.add(rt)
@@ -228,8 +236,17 @@ func (a *restAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		method = http.MethodGet
 	}
 	rt, ok := p.methods[method]
-	if !(ok && rt.public) && !a.authenticate(w, r) {
-		return
+	if !(ok && rt.public) {
+		user, authed := a.authenticate(w, r)
+		if !authed {
+			return
+		}
+		release, admitted := a.userLimits.Acquire(user)
+		if !admitted {
+			a.refuseUser(w, r, user)
+			return
+		}
+		defer release()
 	}
 	if !ok {
 		allowed := make([]string, 0, len(p.methods))
@@ -258,7 +275,7 @@ func (a *restAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 //
 // Every authenticated user may do everything, administration included:
 // permissions come with issue 9.
-func (a *restAPI) authenticate(w http.ResponseWriter, r *http.Request) bool {
+func (a *restAPI) authenticate(w http.ResponseWriter, r *http.Request) (string, bool) {
 	user, pass, ok := r.BasicAuth()
 	var err error
 	switch {
@@ -274,14 +291,25 @@ func (a *restAPI) authenticate(w http.ResponseWriter, r *http.Request) bool {
 		_, err = a.users.Authenticate(user, pass, remote)
 	}
 	if err == nil {
-		return true
+		return user, true
 	}
 	if ok {
 		a.logger.Info("rest login refused", "remote", r.RemoteAddr, "err", err)
 	}
 	w.Header().Set("WWW-Authenticate", `Basic realm="wharf", charset="UTF-8"`)
 	writeError(a.logger, w, http.StatusUnauthorized, service.CodeUnauthorized, "authentication required: give a user and password with HTTP Basic")
-	return false
+	return "", false
+}
+
+// refuseUser answers a request of a user who holds as many connections
+// as the per-user limit allows (a REST call in progress is one): 429 with
+// the limit_reached code.
+func (a *restAPI) refuseUser(w http.ResponseWriter, r *http.Request, user string) {
+	a.refusals.Warn("user connection limit", "rest request refused: user connection limit reached",
+		"remote", r.RemoteAddr, "user", user, "limit", a.userLimits.Max(), "setting", "limits.max_connections_per_user")
+	w.Header().Set("Retry-After", "1")
+	writeError(a.logger, w, http.StatusTooManyRequests, service.CodeLimitReached,
+		fmt.Sprintf("connection refused for user '%s': user connection limit (%d) is reached", user, a.userLimits.Max()))
 }
 
 // restStatus is the HTTP status of each error code.
@@ -303,6 +331,8 @@ func restStatus(code string) int {
 		return http.StatusRequestedRangeNotSatisfiable
 	case service.CodeUnavailable:
 		return http.StatusServiceUnavailable
+	case service.CodeLimitReached:
+		return http.StatusTooManyRequests
 	}
 	return http.StatusInternalServerError
 }
@@ -374,6 +404,8 @@ func (a *restAPI) decodeBody(w http.ResponseWriter, r *http.Request, v any, opti
 	}
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
+		a.refusals.Warn("request size", "rest request refused: body larger than the maximum",
+			"remote", r.RemoteAddr, "path", r.URL.Path, "limit", mbe.Limit)
 		return service.Errorf(service.CodeTooLarge, "request body is larger than %d bytes", mbe.Limit)
 	}
 	var se *json.SyntaxError

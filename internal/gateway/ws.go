@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 	"github.com/wharfmq/wharf/internal/gateway/hub"
 	"github.com/wharfmq/wharf/internal/gateway/service"
 	"github.com/wharfmq/wharf/internal/gateway/wsproto"
+	"github.com/wharfmq/wharf/internal/limits"
 )
 
 // Close codes of the WebSocket protocol beyond RFC 6455's (docs/websocket.md).
@@ -28,6 +30,7 @@ const (
 	CloseSlowClient  = 4001 // the outbox overflowed
 	CloseAuthFailed  = 4003 // an auth request was refused
 	ClosePingTimeout = 4008 // no pong to a ping in time
+	CloseLimit       = 4029 // the user's connection limit is reached (an auth request beyond it)
 )
 
 // readBufferSize is each connection's read buffer. Frames larger than it
@@ -59,6 +62,11 @@ type WSOptions struct {
 	// CloseTimeout bounds the close handshake: how long the server waits
 	// for the client's close frame before closing TCP. Zero means 5s.
 	CloseTimeout time.Duration
+	// UserLimits counts each user's sessions (client id, for a token
+	// login) against the per-user connection limit, shared with AMQP and
+	// the REST and gRPC faces. Anonymous sessions are not counted. Nil
+	// means no limit.
+	UserLimits *limits.Users
 }
 
 func (o *WSOptions) defaults() {
@@ -90,6 +98,7 @@ type WebSocket struct {
 	logger   *slog.Logger
 	metrics  *wsMetrics
 	upgrader websocket.Upgrader
+	refusals *limits.LogSampler // one log line per kind of limit refusal per interval
 
 	mu     sync.Mutex
 	conns  map[*wsConn]struct{}
@@ -107,6 +116,7 @@ func NewWebSocket(svc *service.Service, users *auth.Store, jwt *auth.JWTVerifier
 	ws := &WebSocket{
 		svc: svc, hub: hub.New(), users: users, jwt: jwt, opts: opts, logger: logger,
 		metrics: newWSMetrics(), conns: map[*wsConn]struct{}{},
+		refusals: limits.NewLogSampler(logger, 0, nil),
 	}
 	ws.upgrader = websocket.Upgrader{
 		ReadBufferSize: readBufferSize,
@@ -177,9 +187,22 @@ func (ws *WebSocket) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(ws.logger, w, http.StatusUnauthorized, service.CodeUnauthorized, "authentication failed")
 		return
 	}
+	releaseUser := func() {}
+	if authed {
+		release, ok := ws.opts.UserLimits.Acquire(id.clientID)
+		if !ok {
+			// Refused before the upgrade, as a refused login is.
+			msg := ws.refuseUser(id.clientID, r.RemoteAddr)
+			w.Header().Set("Retry-After", "1")
+			writeError(ws.logger, w, http.StatusTooManyRequests, service.CodeLimitReached, msg)
+			return
+		}
+		releaseUser = release
+	}
 	ws.mu.Lock()
 	if ws.closed {
 		ws.mu.Unlock()
+		releaseUser()
 		writeError(ws.logger, w, http.StatusServiceUnavailable, service.CodeUnavailable, "shutting down")
 		return
 	}
@@ -188,14 +211,17 @@ func (ws *WebSocket) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	c, err := ws.upgrader.Upgrade(w, r, nil)
 	if err != nil {
+		releaseUser()
 		ws.wg.Done()
 		return // Upgrade has answered (403 for a refused origin, 400 for a bad handshake)
 	}
 	c.SetReadLimit(ws.opts.MaxMessageBytes)
 	conn := newWSConn(ws, c, r.RemoteAddr)
+	conn.releaseUser = releaseUser
 	ws.mu.Lock()
 	if ws.closed {
 		ws.mu.Unlock()
+		releaseUser()
 		_ = c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "shutting down"), time.Now().Add(time.Second))
 		_ = c.Close()
 		ws.wg.Done()
@@ -218,6 +244,14 @@ func (ws *WebSocket) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}()
 		conn.serve(id, authed)
 	}()
+}
+
+// refuseUser logs (sampled) a session refused by the per-user connection
+// limit and returns the message the client gets.
+func (ws *WebSocket) refuseUser(user, remote string) string {
+	ws.refusals.Warn("user connection limit", "websocket session refused: user connection limit reached",
+		"remote", remote, "user", user, "limit", ws.opts.UserLimits.Max(), "setting", "limits.max_connections_per_user")
+	return fmt.Sprintf("connection refused for user '%s': user connection limit (%d) is reached", user, ws.opts.UserLimits.Max())
 }
 
 // handshakeAuth reads credentials from the upgrade request: a bearer token

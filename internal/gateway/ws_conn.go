@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"io"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +37,10 @@ type wsConn struct {
 
 	sess     atomic.Pointer[hub.Session]
 	authOnce sync.Once
+	// releaseUser gives back the user's connection slot; set before the
+	// session runs (handshake login) or by handleAuth on the reader
+	// goroutine, called by finish on the same goroutine.
+	releaseUser func()
 
 	mu        sync.Mutex
 	out       []wsproto.Frame
@@ -288,6 +293,12 @@ func (c *wsConn) serve(id identity, authed bool) {
 	}
 	for {
 		typ, data, err := c.c.ReadMessage()
+		if errors.Is(err, websocket.ErrReadLimit) {
+			c.ws.refusals.Warn("message size", "websocket closed: frame larger than the maximum (1009)",
+				"remote", c.remote, "limit", c.ws.opts.MaxMessageBytes, "setting", "websocket.max_message_bytes")
+			c.drainAfterTooBig()
+			return
+		}
 		if err != nil {
 			if !websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway) && c.ctx.Err() == nil {
 				c.ws.logger.Debug("websocket read ended", "remote", c.remote, "err", err)
@@ -312,6 +323,22 @@ func (c *wsConn) serve(id identity, authed bool) {
 		}
 		c.handle(req)
 	}
+}
+
+// drainAfterTooBig ends the close handshake of a frame over the read
+// limit. The library has sent the close frame (1009, message too big) and
+// reads no more; the rest of the oversized frame is still arriving, and
+// closing the socket with it unread would reset the connection before
+// the client reads the 1009. So the socket is drained, until the client
+// answers and hangs up or for at most CloseTimeout and a bounded number
+// of bytes, and only then closed.
+func (c *wsConn) drainAfterTooBig() {
+	c.mu.Lock()
+	c.closing, c.closeSent = true, true
+	c.mu.Unlock()
+	nc := c.c.NetConn()
+	_ = nc.SetReadDeadline(time.Now().Add(c.ws.opts.CloseTimeout))
+	_, _ = io.Copy(io.Discard, io.LimitReader(nc, c.ws.opts.MaxMessageBytes+1<<20))
 }
 
 // login registers the session with the hub and greets the client.
@@ -346,6 +373,9 @@ func (c *wsConn) finish() {
 	}
 	c.inflight.Wait()
 	_ = c.c.Close()
+	if c.releaseUser != nil {
+		c.releaseUser()
+	}
 }
 
 func randomID() string {

@@ -97,6 +97,14 @@ func (c *wsConn) handleAuth(req *wsproto.Request, sess *hub.Session) {
 		go c.closeAfterFlush(CloseAuthFailed, "authentication failed")
 		return
 	}
+	release, ok := c.ws.opts.UserLimits.Acquire(id.clientID)
+	if !ok {
+		msg := c.ws.refuseUser(id.clientID, c.remote)
+		c.Send(wsproto.EncodeError(req.ID, service.CodeLimitReached, msg))
+		go c.closeAfterFlush(CloseLimit, "connection limit reached")
+		return
+	}
+	c.releaseUser = release
 	c.Send(wsproto.EncodeOK(wsproto.OK{ID: req.ID}))
 	c.login(id)
 }

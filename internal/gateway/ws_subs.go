@@ -332,9 +332,18 @@ func (c *wsConn) settle(req *wsproto.Request) {
 	default:
 		qs.q.Discard(ds)
 	}
-	if req.ID != "" {
-		c.Send(wsproto.EncodeOK(wsproto.OK{ID: req.ID, Sub: req.Sub}))
+	if req.ID == "" {
+		return // written by the queue's periodic flush
 	}
+	// An answered ack or drop is on disk first: the message does not come
+	// back after a crash once the client has the answer.
+	if !(req.Type == wsproto.TypeNack && req.Requeue) {
+		if err := qs.q.PersistSettlements(); err != nil {
+			c.replyError(req, service.AsError(err))
+			return
+		}
+	}
+	c.Send(wsproto.EncodeOK(wsproto.OK{ID: req.ID, Sub: req.Sub}))
 }
 
 // stop cancels the consumer, then requeues what it left unacknowledged, in

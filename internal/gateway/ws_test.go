@@ -24,6 +24,7 @@ var testSecret = []byte("0123456789abcdef0123456789abcdef")
 
 // wsEnv is a broker with the /ws endpoint on a real HTTP server.
 type wsEnv struct {
+	dir string
 	b   *broker.Broker
 	svc *service.Service
 	ws  *WebSocket
@@ -33,7 +34,8 @@ type wsEnv struct {
 
 func newWSEnv(t *testing.T, opts WSOptions) *wsEnv {
 	t.Helper()
-	b, err := broker.Open(broker.Options{DataDir: t.TempDir(), LogDefaults: storage.DefaultLogConfig()})
+	dir := t.TempDir()
+	b, err := broker.Open(broker.Options{DataDir: dir, LogDefaults: storage.DefaultLogConfig()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +55,7 @@ func newWSEnv(t *testing.T, opts WSOptions) *wsEnv {
 			t.Errorf("closing broker: %v", err)
 		}
 	})
-	return &wsEnv{b: b, svc: svc, ws: ws, srv: srv, url: "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws"}
+	return &wsEnv{dir: dir, b: b, svc: svc, ws: ws, srv: srv, url: "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws"}
 }
 
 // wsClient is a test client: it reads frames into a channel.

@@ -61,6 +61,10 @@ func (s *Server) handleProduce(ctx context.Context, r *request) (reply, error) {
 			if err != nil {
 				failed = true
 				setProduceError(&sp, r.version, err)
+				if errors.Is(err, broker.ErrBatchTooLarge) {
+					s.refusals.Warn("message size", "produce refused: record batch larger than the topic's max.message.bytes",
+						"topic", rt.Topic, "partition", rp.Partition, "err", err)
+				}
 			} else {
 				sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = res.BaseOffset, res.LogAppendTime, res.LogStartOffset
 				if req.Acks == -1 {

@@ -13,8 +13,9 @@ import (
 
 // Fetch (key 1): stored batches as they are, from the batch holding each
 // fetch offset, up to the partition's max bytes and the response's max
-// bytes (at least one batch for the first partition with data, so
-// consumers always progress). When fewer than min bytes are ready the
+// bytes, itself at most FetchMaxBytes whatever the request says (at least
+// one batch for the first partition with data, so consumers always
+// progress). When fewer than min bytes are ready the
 // request waits on the partitions' logs, woken by new data, until max wait.
 // Records are never null: an empty partition gets empty bytes.
 //
@@ -38,13 +39,19 @@ func (s *Server) handleFetch(_ context.Context, r *request) (reply, error) {
 	// The records are read into pooled buffers, returned once the
 	// response is written.
 	var borrowed [][]byte
+	var held int64
 	return reply{
 		finish: func(ctx context.Context) kmsg.Response {
 			var resp kmsg.Response
 			resp, borrowed = s.fetch(ctx, r, req)
+			for _, b := range borrowed {
+				held += int64(cap(b))
+			}
+			s.buffered.Add(held)
 			return resp
 		},
 		release: func() {
+			s.buffered.Add(-held)
 			for _, b := range borrowed {
 				s.bufs.put(b)
 			}
@@ -73,7 +80,7 @@ func (s *Server) fetch(ctx context.Context, r *request, req *kmsg.FetchRequest) 
 	}()
 	for {
 		resp, targets, size, bufs := s.fetchOnce(r, req)
-		if size >= int(req.MinBytes) || !time.Now().Before(deadline) || len(targets) == 0 {
+		if size >= min(int(req.MinBytes), int(s.opts.FetchMaxBytes)) || !time.Now().Before(deadline) || len(targets) == 0 {
 			return resp, bufs
 		}
 		for _, b := range bufs {
@@ -121,9 +128,9 @@ func waitAny(ctx context.Context, deadline time.Time, targets []fetchTarget) boo
 func (s *Server) fetchOnce(r *request, req *kmsg.FetchRequest) (*kmsg.FetchResponse, []fetchTarget, int, [][]byte) {
 	var bufs [][]byte
 	resp := req.ResponseKind().(*kmsg.FetchResponse)
-	remaining := int(req.MaxBytes)
-	if r.version < 3 || remaining <= 0 {
-		remaining = 1 << 30
+	remaining := int(s.opts.FetchMaxBytes)
+	if r.version >= 3 && req.MaxBytes > 0 {
+		remaining = min(remaining, int(req.MaxBytes))
 	}
 	var targets []fetchTarget
 	total := 0

@@ -14,6 +14,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/wharfmq/wharf/internal/drain"
 )
 
 // request is one decoded request and what is known of its sender.
@@ -50,8 +52,6 @@ type handler struct {
 type pending struct {
 	req   *request
 	reply reply
-	body  []byte // the request's bytes, recycled after the reply if pooled
-	pool  bool
 }
 
 // conn is one client connection. The reader goroutine decodes requests and
@@ -61,22 +61,28 @@ type pending struct {
 type conn struct {
 	s      *Server
 	nc     net.Conn
+	rd     *drain.Reader // nc as the reader reads it; see stopReading
 	queue  chan pending
 	ctx    context.Context
 	cancel context.CancelFunc
 	once   sync.Once
+	idle   idleState // conn_read.go
 
 	throttleUntil atomic.Int64 // Unix ns before which nothing more is read (memory alarm; alarms.go)
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &conn{s: s, nc: nc, queue: make(chan pending, s.opts.MaxInFlight), ctx: ctx, cancel: cancel}
+	return &conn{s: s, nc: nc, rd: drain.NewReader(nc, drainGrace), queue: make(chan pending, s.opts.MaxInFlight), ctx: ctx, cancel: cancel}
 }
 
-// stopReading makes the reader stop at its next read; requests already read
-// are still answered.
-func (c *conn) stopReading() { c.nc.SetReadDeadline(time.Now()) }
+// drainGrace bounds how long, once the server stops reading, a request the
+// client had begun to send may take to arrive in full.
+const drainGrace = 2 * time.Second
+
+// stopReading makes the reader read only the requests the client has
+// already sent, then stop; every request read is still answered.
+func (c *conn) stopReading() { c.rd.Stop() }
 
 func (c *conn) serve() {
 	writerDone := make(chan struct{})
@@ -94,7 +100,9 @@ func (c *conn) serve() {
 	<-writerDone
 	c.cancel()
 	c.nc.Close()
-	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, errStopped) {
+	if errors.Is(err, errIdle) {
+		c.s.logger.Debug("closed an idle connection", "remote", c.nc.RemoteAddr().String(), "idle", c.s.opts.ConnectionsMaxIdle)
+	} else if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, errStopped) {
 		c.s.logger.Debug("connection closed", "remote", c.nc.RemoteAddr().String(), "reason", err)
 	}
 }
@@ -102,24 +110,12 @@ func (c *conn) serve() {
 var errStopped = errors.New("connection stopped")
 
 func (c *conn) readLoop() error {
-	var size [4]byte
 	for {
 		if err := c.waitThrottle(); err != nil {
 			return err
 		}
-		if _, err := io.ReadFull(c.nc, size[:]); err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				return errStopped
-			}
-			return err
-		}
-		n := int32(binary.BigEndian.Uint32(size[:]))
-		if n < 8 || n > c.s.opts.MaxRequestBytes {
-			return fmt.Errorf("request size %d outside [8, %d]", n, c.s.opts.MaxRequestBytes)
-		}
-		body := c.s.bufs.get(int(n))
-		if _, err := io.ReadFull(c.nc, body); err != nil {
+		body, err := c.readRequest()
+		if err != nil {
 			return err
 		}
 		p, err := c.handle(body)
@@ -127,9 +123,14 @@ func (c *conn) readLoop() error {
 			return err
 		}
 		// A produce request's bytes are not kept once its batches are
-		// appended, so they are recycled; other requests may hand slices
-		// of their bytes to longer-lived state, so theirs are not.
-		p.body, p.pool = body, p.req != nil && p.req.key == 0
+		// appended, so they are recycled at once (a client that pipelines
+		// produces and reads no answers pins none of them); other
+		// requests may hand slices of their bytes to longer-lived state,
+		// so theirs are not.
+		if p.req != nil && p.req.key == 0 {
+			p.req.kreq = nil // its records are slices of body
+			c.s.bufs.put(body)
+		}
 		select {
 		case c.queue <- p:
 		case <-c.ctx.Done():
@@ -191,11 +192,9 @@ func (c *conn) writeLoop() {
 	failed := false
 	for p := range c.queue {
 		c.writeOne(p, &buf, &failed)
+		c.answered()
 		if p.reply.release != nil {
 			p.reply.release()
-		}
-		if p.pool {
-			c.s.bufs.put(p.body)
 		}
 	}
 }
@@ -223,7 +222,10 @@ func (c *conn) writeOne(p pending, bufp *[]byte, failed *bool) {
 	}
 	buf = resp.AppendTo(buf)
 	binary.BigEndian.PutUint32(buf, uint32(len(buf)-4))
-	if _, err := c.nc.Write(buf); err != nil {
+	c.s.buffered.Add(int64(len(buf)))
+	_, err := c.nc.Write(buf)
+	c.s.buffered.Add(-int64(len(buf)))
+	if err != nil {
 		*failed = true
 		c.cancel()
 		c.nc.Close()

@@ -17,13 +17,31 @@
 // ApiVersions, which answers with its own range) closes the connection, as
 // Kafka does.
 //
+// # Slow and broken clients
+//
+// A request body is allocated as its bytes arrive (doubling from 64 KiB),
+// not at the size its prefix claims. The writer builds and writes one
+// response at a time, and the reader stops once MaxInFlight requests wait,
+// so a client that stops reading holds one response (a fetch is at most
+// FetchMaxBytes plus one batch) and no produce body: those go back to the
+// pool once appended. A connection with nothing received, nothing owed and
+// nothing written for ConnectionsMaxIdle is closed (conn_read.go).
+//
 // # Invariants
 //
 //   - Responses leave in request order; acks=0 produces no response.
+//   - Memory per connection is bounded whatever the client sends or fails
+//     to read: the request being read (at most twice what arrived), the
+//     pipelined requests (MaxInFlight, produce bodies excluded) and one
+//     response (BufferedBytes counts what responses hold).
 //   - Stored batches are served as stored: nothing is decoded or
 //     recompressed on produce or fetch.
 //   - Every handler file is named after its API key, and errors map to Kafka
 //     codes in one table (errors.go).
+//   - On Shutdown a connection reads the requests its client sent before
+//     it (internal/drain), answers every request it read, whole, and then
+//     closes; only past the shutdown deadline are sockets closed under
+//     responses.
 //   - Under the broker's disk alarm a produce request writes nothing and
 //     every partition gets KAFKA_STORAGE_ERROR; under the memory alarm it
 //     is accepted, answered with throttle_time_ms, and its connection is

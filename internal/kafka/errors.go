@@ -19,6 +19,8 @@ func errorCode(err error) int16 {
 		return kerr.UnknownTopicOrPartition.Code
 	case errors.Is(err, broker.ErrTopicExists):
 		return kerr.TopicAlreadyExists.Code
+	case errors.Is(err, broker.ErrLimitReached):
+		return kerr.PolicyViolation.Code
 	case errors.Is(err, broker.ErrInvalidTopic):
 		return kerr.InvalidTopicException.Code
 	case errors.Is(err, broker.ErrInvalidPartitions):

@@ -9,9 +9,11 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wharfmq/wharf/internal/broker"
+	"github.com/wharfmq/wharf/internal/limits"
 )
 
 // Options configures the Kafka listener.
@@ -23,6 +25,15 @@ type Options struct {
 	// MaxRequestBytes bounds a request's size prefix; a larger request
 	// closes the connection, as Kafka's socket.request.max.bytes does.
 	MaxRequestBytes int32
+	// FetchMaxBytes bounds a fetch response whatever the request asks, as
+	// Kafka's fetch.max.bytes does (a first batch larger than it is still
+	// sent whole, so consumers progress). Zero means 55 MiB, Kafka's
+	// default.
+	FetchMaxBytes int32
+	// ConnectionsMaxIdle closes a connection that has sent nothing and
+	// awaited no response for that long, as Kafka's
+	// connections.max.idle.ms does. Zero never closes one.
+	ConnectionsMaxIdle time.Duration
 	// AutoCreateTopics creates an unknown topic on Metadata (when the client
 	// allows it) and on Produce, with DefaultPartitions partitions.
 	AutoCreateTopics  bool
@@ -32,6 +43,11 @@ type Options struct {
 	// MaxInFlight bounds the requests one connection may have pipelined
 	// before the server stops reading from it.
 	MaxInFlight int
+	// MaxConnections bounds the open connections; one accepted beyond it
+	// is closed at once, as Kafka closes connections past
+	// max.connections.per.ip (the protocol has no error for it). Zero
+	// means no limit.
+	MaxConnections int
 	// AlarmThrottle is the throttle time of a produce request while the
 	// memory alarm is set; zero means one second.
 	AlarmThrottle time.Duration
@@ -53,7 +69,9 @@ type Server struct {
 	port     int32
 	handlers map[int16]handler
 	bufs     bufPool
+	buffered atomic.Int64  // bytes of responses built and not yet written
 	stopping chan struct{} // closed by Shutdown; ends waits on other clients (JoinGroup, SyncGroup)
+	refusals *limits.LogSampler
 }
 
 // NewServer returns a server for b; call Serve to start it.
@@ -63,6 +81,9 @@ func NewServer(b *broker.Broker, opts Options) *Server {
 	}
 	if opts.MaxRequestBytes <= 0 {
 		opts.MaxRequestBytes = 100 << 20
+	}
+	if opts.FetchMaxBytes <= 0 {
+		opts.FetchMaxBytes = 55 << 20
 	}
 	if opts.DefaultPartitions <= 0 {
 		opts.DefaultPartitions = 1
@@ -74,6 +95,7 @@ func NewServer(b *broker.Broker, opts Options) *Server {
 		opts.AlarmThrottle = defaultAlarmThrottle
 	}
 	s := &Server{b: b, opts: opts, logger: opts.Logger.With("listener", "kafka"), conns: map[*conn]struct{}{}, stopping: make(chan struct{})}
+	s.refusals = limits.NewLogSampler(s.logger, 0, nil)
 	s.handlers = s.handlerTable()
 	return s
 }
@@ -114,6 +136,14 @@ func (s *Server) Serve(ln net.Listener) error {
 			s.mu.Unlock()
 			nc.Close()
 			return nil
+		}
+		if max := s.opts.MaxConnections; max > 0 && len(s.conns) >= max {
+			s.mu.Unlock()
+			c.cancel()
+			nc.Close()
+			s.refusals.Warn("connection limit", "connection refused: connection limit of the listener reached",
+				"remote", nc.RemoteAddr().String(), "limit", max, "setting", "limits.kafka_max_connections")
+			continue
 		}
 		s.conns[c] = struct{}{}
 		s.wg.Add(1)
@@ -188,6 +218,14 @@ func advertised(adv string, addr net.Addr) (string, int32, error) {
 	}
 	return host, int32(port), nil
 }
+
+// BufferedBytes returns the bytes of responses held in memory until their
+// clients read them: the encoded response being written, and the fetched
+// records it was built from, on every connection. A connection's writer
+// finishes and writes one response at a time, so a client that stops
+// reading holds at most one response, itself bounded by FetchMaxBytes (plus
+// one batch) for a fetch.
+func (s *Server) BufferedBytes() int64 { return s.buffered.Load() }
 
 // Connections returns the number of open client connections.
 func (s *Server) Connections() int {

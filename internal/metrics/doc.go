@@ -1,5 +1,6 @@
 // Package metrics exports Wharf's state to Prometheus: connections per
-// protocol, traffic and offsets per topic partition, depth, unacknowledged
+// protocol and the bytes they hold for clients that have not read them,
+// traffic and offsets per topic partition, depth, unacknowledged
 // messages and traffic per queue, consumer-group lag, fsync latency, the
 // WebSocket gateway's counters and the resource alarms (AlarmCollector).
 //

@@ -45,12 +45,21 @@ type Collector struct {
 	mu    sync.Mutex
 	conns map[string]func() int
 	ws    func() WebSocketStats
+	bufd  map[string]func() int64
 }
 
 // NewCollector returns a collector over b. Listeners are added with
 // SetConnections and SetWebSocket as they start.
 func NewCollector(b *broker.Broker) *Collector {
-	return &Collector{b: b, d: newDescs(), conns: map[string]func() int{}}
+	return &Collector{b: b, d: newDescs(), conns: map[string]func() int{}, bufd: map[string]func() int64{}}
+}
+
+// SetBuffered names the function returning the bytes a protocol's
+// connections hold in memory, waiting for their clients to read them.
+func (c *Collector) SetBuffered(protocol string, bytes func() int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.bufd[protocol] = bytes
 }
 
 // SetConnections names the function counting a protocol's open
@@ -70,7 +79,7 @@ func (c *Collector) SetWebSocket(stats func() WebSocketStats) {
 
 // descs are the collector's metric descriptions.
 type descs struct {
-	descConnections, descPartRecordsIn, descPartBytesIn, descPartBytesOut, descPartHW, descPartStart, descQueueReady, descQueueUnacked, descQueueConsumers, descQueueMsgsIn, descQueueBytesIn, descQueueMsgsOut, descQueueBytesOut, descLag, descCommitted, descWSFramesIn, descWSFanout, descWSRecordsOut, descWSDeliveries, descWSProduced, descWSPublished, descWSSlow, descWSAuthFailed *prometheus.Desc
+	descConnections, descBuffered, descPartRecordsIn, descPartBytesIn, descPartBytesOut, descPartHW, descPartStart, descQueueReady, descQueueUnacked, descQueueConsumers, descQueueMsgsIn, descQueueBytesIn, descQueueMsgsOut, descQueueBytesOut, descLag, descCommitted, descWSFramesIn, descWSFanout, descWSRecordsOut, descWSDeliveries, descWSProduced, descWSPublished, descWSSlow, descWSAuthFailed *prometheus.Desc
 }
 
 func newDescs() descs {
@@ -79,6 +88,7 @@ func newDescs() descs {
 	lagLabels := []string{"group", "topic", "partition"}
 	return descs{
 		descConnections:    prometheus.NewDesc("wharf_connections", "Open client connections, by protocol.", []string{"protocol"}, nil),
+		descBuffered:       prometheus.NewDesc("wharf_outbound_buffered_bytes", "Bytes held in memory waiting for clients to read them (AMQP outboxes, Kafka responses being written), by protocol.", []string{"protocol"}, nil),
 		descPartRecordsIn:  prometheus.NewDesc("wharf_topic_records_in_total", "Records appended to a partition since the broker started.", partLabels, nil),
 		descPartBytesIn:    prometheus.NewDesc("wharf_topic_bytes_in_total", "Bytes of record batches appended to a partition since the broker started.", partLabels, nil),
 		descPartBytesOut:   prometheus.NewDesc("wharf_topic_bytes_out_total", "Bytes of record batches read from a partition (Kafka fetches, gateway reads) since the broker started.", partLabels, nil),
@@ -107,7 +117,7 @@ func newDescs() descs {
 // Describe sends every metric's description.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		c.d.descConnections, c.d.descPartRecordsIn, c.d.descPartBytesIn, c.d.descPartBytesOut, c.d.descPartHW, c.d.descPartStart,
+		c.d.descConnections, c.d.descBuffered, c.d.descPartRecordsIn, c.d.descPartBytesIn, c.d.descPartBytesOut, c.d.descPartHW, c.d.descPartStart,
 		c.d.descQueueReady, c.d.descQueueUnacked, c.d.descQueueConsumers, c.d.descQueueMsgsIn, c.d.descQueueBytesIn, c.d.descQueueMsgsOut, c.d.descQueueBytesOut,
 		c.d.descLag, c.d.descCommitted,
 		c.d.descWSFramesIn, c.d.descWSFanout, c.d.descWSRecordsOut, c.d.descWSDeliveries, c.d.descWSProduced, c.d.descWSPublished, c.d.descWSSlow, c.d.descWSAuthFailed,
@@ -130,9 +140,16 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		conns[k] = v
 	}
 	ws := c.ws
+	bufd := make(map[string]func() int64, len(c.bufd))
+	for k, v := range c.bufd {
+		bufd[k] = v
+	}
 	c.mu.Unlock()
 	for proto, count := range conns {
 		gauge(c.d.descConnections, float64(count()), proto)
+	}
+	for proto, bytes := range bufd {
+		gauge(c.d.descBuffered, float64(bytes()), proto)
 	}
 	for _, p := range c.b.PartitionStats() {
 		part := strconv.Itoa(int(p.Partition))

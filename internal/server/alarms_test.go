@@ -348,7 +348,7 @@ func TestDiskAlarm(t *testing.T) {
 	if e := a.pubEvents.next(t, ctx, "publisher when the disk alarm went off"); !e.Active || e.Reason != "low on disk" {
 		t.Fatalf("publisher got %+v, want blocked, low on disk", e)
 	}
-	waitFor(t, "/metrics reports the disk alarm", func() bool { return metricsHave(t, srv.httpAddr, `wharf_alarm{resource="disk"} 1`) })
+	waitUntil(t, "/metrics reports the disk alarm", func() bool { return metricsHave(t, srv.httpAddr, `wharf_alarm{resource="disk"} 1`) })
 
 	// Its next publish is not read: no confirm while the alarm lasts.
 	during, err := a.pub.PublishWithDeferredConfirmWithContext(ctx, "", alarmQueue, false, false,
@@ -379,7 +379,7 @@ func TestDiskAlarm(t *testing.T) {
 	}
 	retried := newPromised()
 	a.retrying.Produce(ctx, &kgo.Record{Value: []byte("retried")}, retried.done)
-	waitFor(t, "the retrying producer is refused", func() bool { return a.retryReads.n.Load() > 0 })
+	waitUntil(t, "the retrying producer is refused", func() bool { return a.retryReads.n.Load() > 0 })
 	a.checkGatewayRefuses(t, ctx)
 	a.checkConsumersServed(t, ctx)
 	select {
@@ -437,7 +437,7 @@ func TestMemoryAlarm(t *testing.T) {
 	if e := a.pubEvents.next(t, ctx, "publisher when the memory alarm went off"); !e.Active || e.Reason != "low on memory" {
 		t.Fatalf("publisher got %+v, want blocked, low on memory", e)
 	}
-	waitFor(t, "/metrics reports the memory alarm", func() bool { return metricsHave(t, srv.httpAddr, `wharf_alarm{resource="memory"} 1`) })
+	waitUntil(t, "/metrics reports the memory alarm", func() bool { return metricsHave(t, srv.httpAddr, `wharf_alarm{resource="memory"} 1`) })
 	during, err := a.pub.PublishWithDeferredConfirmWithContext(ctx, "", alarmQueue, false, false,
 		amqp091.Publishing{DeliveryMode: amqp091.Persistent, Body: []byte("during")})
 	if err != nil {
@@ -449,7 +449,7 @@ func TestMemoryAlarm(t *testing.T) {
 		t.Fatalf("kafka produce under the memory alarm: %v", err)
 	}
 	a.topicAcked = append(a.topicAcked, "throttled")
-	waitFor(t, "the producer is told to back off", func() bool { return a.throttles.count() > 0 })
+	waitUntil(t, "the producer is told to back off", func() bool { return a.throttles.count() > 0 })
 	a.throttles.mu.Lock()
 	if d := a.throttles.seen[0]; d != time.Second {
 		t.Fatalf("throttle %v, want 1s", d)
@@ -460,7 +460,7 @@ func TestMemoryAlarm(t *testing.T) {
 
 	// Hysteresis: just under the watermark is not enough.
 	f.used.Store(testWatermark * 95 / 100)
-	waitFor(t, "a check sees memory just under the watermark", func() bool {
+	waitUntil(t, "a check sees memory just under the watermark", func() bool {
 		return metricsHave(t, srv.httpAddr, fmt.Sprintf("wharf_memory_in_use_bytes %d", testWatermark*95/100))
 	})
 	if !metricsHave(t, srv.httpAddr, `wharf_alarm{resource="memory"} 1`) {

@@ -2,16 +2,14 @@ package server
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"net"
-	"time"
 
 	"github.com/wharfmq/wharf/internal/amqp"
 	"github.com/wharfmq/wharf/internal/auth"
 	"github.com/wharfmq/wharf/internal/broker"
 	"github.com/wharfmq/wharf/internal/buildinfo"
 	"github.com/wharfmq/wharf/internal/config"
+	"github.com/wharfmq/wharf/internal/limits"
 )
 
 // amqpListener is a running AMQP 0-9-1 server.
@@ -21,10 +19,10 @@ type amqpListener struct {
 	done chan struct{}
 }
 
-func startAMQP(cfg config.Config, b *broker.Broker, users *auth.Store, logger *slog.Logger) (*amqpListener, error) {
-	ln, err := net.Listen("tcp", cfg.AMQPListen)
+func startAMQP(cfg config.Config, b *broker.Broker, users *auth.Store, userLimits *limits.Users, logger *slog.Logger) (*amqpListener, error) {
+	ln, err := listen("amqp", cfg.AMQPListen, cfg.TCPKeepAlive, logger)
 	if err != nil {
-		return nil, fmt.Errorf("amqp listener on %s: %w", cfg.AMQPListen, err)
+		return nil, err
 	}
 	heartbeat := cfg.AMQPHeartbeat
 	if heartbeat == 0 {
@@ -36,6 +34,10 @@ func startAMQP(cfg config.Config, b *broker.Broker, users *auth.Store, logger *s
 		Version:         buildinfo.Get(buildinfo.DefaultVersion, buildinfo.DefaultCommit).Version,
 		MaxMessageBytes: cfg.AMQPMaxMessageBytes,
 		Heartbeat:       heartbeat,
+		FrameMax:        uint32(cfg.Limits.AMQPFrameMax),
+		ChannelMax:      amqpChannelMax(cfg.Limits.AMQPChannelMax),
+		MaxConnections:  cfg.Limits.AMQPMaxConnections,
+		UserLimits:      userLimits,
 	})
 	l := &amqpListener{srv: srv, errs: make(chan error, 1), done: make(chan struct{})}
 	go func() {
@@ -48,6 +50,15 @@ func startAMQP(cfg config.Config, b *broker.Broker, users *auth.Store, logger *s
 	return l, nil
 }
 
+// amqpChannelMax is the channel_max to offer: the setting, or for 0 the
+// protocol's most.
+func amqpChannelMax(setting int) uint16 {
+	if setting == 0 {
+		return 65535
+	}
+	return uint16(setting)
+}
+
 // errc is nil (never ready) for a nil listener.
 func (l *amqpListener) errc() <-chan error {
 	if l == nil {
@@ -56,11 +67,10 @@ func (l *amqpListener) errc() <-chan error {
 	return l.errs
 }
 
-// shutdown stops accepting and closes every connection with 320
-// CONNECTION_FORCED, waiting at most timeout for clients to answer.
-func (l *amqpListener) shutdown(timeout time.Duration, logger *slog.Logger) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
+// shutdown stops accepting; every connection reads what its client sent
+// before, confirms the publishes it read and is closed with 320
+// CONNECTION_FORCED. It waits until ctx ends for clients to answer.
+func (l *amqpListener) shutdown(ctx context.Context, logger *slog.Logger) {
 	if err := l.srv.Shutdown(ctx); err != nil {
 		logger.Warn("amqp connections did not close in time; closed them", "err", err)
 	}

@@ -136,7 +136,7 @@ func TestKafkaDiskFaults(t *testing.T) {
 			before := failures(fs)
 			during := newPromised()
 			retrying.Produce(ctx, &kgo.Record{Value: []byte("during")}, during.done)
-			waitFor(t, "the retrying producer hits the fault", func() bool { return failures(fs) > before })
+			waitUntil(t, "the retrying producer hits the fault", func() bool { return failures(fs) > before })
 			fs.Clear()
 			r, err := during.wait(t, ctx)
 			if err != nil {
@@ -155,7 +155,7 @@ func TestKafkaDiskFaults(t *testing.T) {
 			if len(want) != len(acked) {
 				t.Fatalf("two acknowledged records share an offset: %v", acked)
 			}
-			waitFor(t, "the consumer has every acknowledged record", func() bool {
+			waitUntil(t, "the consumer has every acknowledged record", func() bool {
 				got, _ := seen.snapshot()
 				return len(got) >= len(want)
 			})
@@ -314,7 +314,7 @@ func TestAMQPDiskFaults(t *testing.T) {
 			}
 			acked = append(acked, "after")
 
-			waitFor(t, "the consumer has every acknowledged message", func() bool { return len(seenNow()) >= len(acked) })
+			waitUntil(t, "the consumer has every acknowledged message", func() bool { return len(seenNow()) >= len(acked) })
 			if got := seenNow(); !slices.Equal(got, acked) {
 				t.Fatalf("the consumer got %q, want exactly the acknowledged %q", got, acked)
 			}

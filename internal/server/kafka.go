@@ -2,10 +2,7 @@ package server
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"net"
-	"time"
 
 	"github.com/wharfmq/wharf/internal/broker"
 	"github.com/wharfmq/wharf/internal/config"
@@ -20,16 +17,19 @@ type kafkaListener struct {
 }
 
 func startKafka(cfg config.Config, b *broker.Broker, logger *slog.Logger) (*kafkaListener, error) {
-	ln, err := net.Listen("tcp", cfg.KafkaListen)
+	ln, err := listen("kafka", cfg.KafkaListen, cfg.TCPKeepAlive, logger)
 	if err != nil {
-		return nil, fmt.Errorf("kafka listener on %s: %w", cfg.KafkaListen, err)
+		return nil, err
 	}
 	srv := kafka.NewServer(b, kafka.Options{
-		Advertise:         cfg.KafkaAdvertise,
-		MaxRequestBytes:   int32(cfg.KafkaMaxRequestBytes),
-		AutoCreateTopics:  cfg.AutoCreateTopics,
-		DefaultPartitions: int32(cfg.DefaultPartitions),
-		Logger:            logger,
+		Advertise:          cfg.KafkaAdvertise,
+		MaxRequestBytes:    int32(cfg.KafkaMaxRequestBytes),
+		FetchMaxBytes:      int32(cfg.KafkaFetchMaxBytes),
+		ConnectionsMaxIdle: cfg.KafkaConnectionsMaxIdle,
+		AutoCreateTopics:   cfg.AutoCreateTopics,
+		DefaultPartitions:  int32(cfg.DefaultPartitions),
+		MaxConnections:     cfg.Limits.KafkaMaxConnections,
+		Logger:             logger,
 	})
 	l := &kafkaListener{srv: srv, errs: make(chan error, 1), done: make(chan struct{})}
 	go func() {
@@ -50,11 +50,9 @@ func (l *kafkaListener) errc() <-chan error {
 	return l.errs
 }
 
-// shutdown stops accepting and lets connections finish what they have read,
-// for at most timeout.
-func (l *kafkaListener) shutdown(timeout time.Duration, logger *slog.Logger) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
+// shutdown stops accepting; every connection reads the requests its client
+// sent before, answers all it has read and closes. It waits until ctx ends.
+func (l *kafkaListener) shutdown(ctx context.Context, logger *slog.Logger) {
 	if err := l.srv.Shutdown(ctx); err != nil {
 		logger.Warn("kafka connections did not finish in time; closed them", "err", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/wharfmq/wharf/internal/broker"
 	"github.com/wharfmq/wharf/internal/config"
 	"github.com/wharfmq/wharf/internal/gateway"
+	"github.com/wharfmq/wharf/internal/limits"
 	"github.com/wharfmq/wharf/internal/metrics"
 )
 
@@ -25,11 +27,16 @@ import (
 // headers to the HTTP listener.
 const readHeaderTimeout = 10 * time.Second
 
+// idleTimeout closes a kept-alive HTTP connection (HTTP/1.1 between
+// requests, HTTP/2 without streams) that has been idle this long; without
+// it net/http keeps idle connections forever.
+const idleTimeout = 2 * time.Minute
+
 // Run opens the broker in cfg.DataDir, starts the configured listeners and
-// serves until ctx is cancelled or a listener fails. It then stops accepting,
-// drains the HTTP listener for at most cfg.ShutdownTimeout and closes the
-// broker. It returns nil after a shutdown caused by ctx. A nil logger
-// discards logs.
+// serves until ctx is cancelled or a listener fails. It then shuts down (see
+// stopListeners) and closes the broker, which fsyncs everything written.
+// It returns nil after a shutdown caused by ctx. A nil logger discards
+// logs.
 func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	return RunWithOptions(ctx, cfg, logger, Options{})
 }
@@ -55,6 +62,8 @@ func RunWithOptions(ctx context.Context, cfg config.Config, logger *slog.Logger,
 		RetentionCheckInterval: cfg.Storage.RetentionCheckInterval,
 		QueueMemoryBytes:       cfg.AMQPQueueMemoryBytes,
 		ObserveSync:            metrics.ObserveFsync(fsyncs),
+		MaxTopics:              cfg.Limits.MaxTopics,
+		MaxQueuesPerVhost:      cfg.Limits.MaxQueuesPerVhost,
 		FS:                     opts.FS,
 		Alarms: alarm.Options{
 			DiskFreeLimit:       cfg.Alarms.DiskFreeLimitBytes,
@@ -75,16 +84,23 @@ func RunWithOptions(ctx context.Context, cfg config.Config, logger *slog.Logger,
 		logger.Info("broker closed")
 	}()
 
+	// Listeners stop together, before the broker closes (defers run in
+	// reverse).
+	var stops []func(context.Context)
+	defer func() { stopListeners(stops, cfg.ShutdownTimeout, logger) }()
+
 	collector := metrics.NewCollector(b)
 	users := auth.NewDefaultStore()
+	userLimits := limits.NewUsers(cfg.Limits.MaxConnectionsPerUser) // shared by AMQP and the gateway
 	var amqpSrv *amqpListener
 	if cfg.AMQPListen != "" {
-		amqpSrv, err = startAMQP(cfg, b, users, logger)
+		amqpSrv, err = startAMQP(cfg, b, users, userLimits, logger)
 		if err != nil {
 			return err
 		}
 		collector.SetConnections("amqp", amqpSrv.srv.Connections)
-		defer amqpSrv.shutdown(cfg.ShutdownTimeout, logger)
+		collector.SetBuffered("amqp", amqpSrv.srv.BufferedBytes)
+		stops = append(stops, func(ctx context.Context) { amqpSrv.shutdown(ctx, logger) })
 	}
 
 	var kafkaSrv *kafkaListener
@@ -94,7 +110,8 @@ func RunWithOptions(ctx context.Context, cfg config.Config, logger *slog.Logger,
 			return err
 		}
 		collector.SetConnections("kafka", kafkaSrv.srv.Connections)
-		defer kafkaSrv.shutdown(cfg.ShutdownTimeout, logger)
+		collector.SetBuffered("kafka", kafkaSrv.srv.BufferedBytes)
+		stops = append(stops, func(ctx context.Context) { kafkaSrv.shutdown(ctx, logger) })
 	}
 
 	var ready atomic.Bool
@@ -109,7 +126,7 @@ func RunWithOptions(ctx context.Context, cfg config.Config, logger *slog.Logger,
 			metrics.NewAlarmCollector(b.Alarms()),
 		)
 		svc := newGatewayService(cfg, b, logger)
-		ws, err := newWebSocket(cfg, svc, users, logger)
+		ws, err := newWebSocket(cfg, svc, users, userLimits, logger)
 		if err != nil {
 			return err
 		}
@@ -123,12 +140,14 @@ func RunWithOptions(ctx context.Context, cfg config.Config, logger *slog.Logger,
 		})
 		h := gateway.NewHandler(gateway.Options{
 			Logger: logger, Registry: reg, Ready: ready.Load, WebSocket: ws, Service: svc, Users: users,
+			UserLimits: userLimits,
 		})
-		httpSrv, err = startHTTP(cfg.HTTPListen, h, logger)
+		httpSrv, err = startHTTP(cfg.HTTPListen, cfg.Limits.HTTPMaxConnections, cfg.TCPKeepAlive, idleTimeout, h, logger)
 		if err != nil {
 			return err
 		}
 		httpSrv.ws = ws
+		stops = append(stops, func(ctx context.Context) { httpSrv.shutdown(ctx, logger) })
 	} else {
 		if kafkaSrv == nil && amqpSrv == nil {
 			logger.Warn("no listener enabled")
@@ -153,31 +172,54 @@ func RunWithOptions(ctx context.Context, cfg config.Config, logger *slog.Logger,
 		logger.Error("listener failed, shutting down", "listener", "amqp", "err", serveErr)
 	}
 	ready.Store(false)
-
-	if httpSrv != nil {
-		httpSrv.shutdown(cfg.ShutdownTimeout, logger)
-	}
 	return serveErr
+}
+
+// stopListeners shuts every listener down at once, so that none accepts a
+// connection once shutdown has begun, and gives them timeout in all to
+// drain: each answers the requests it has read (Kafka), confirms the
+// publishes it has read and closes with 320 (AMQP), or closes its
+// sessions with 1001 (WebSocket); past the timeout, connections left are
+// closed.
+func stopListeners(stops []func(context.Context), timeout time.Duration, logger *slog.Logger) {
+	if len(stops) == 0 {
+		return
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, stop := range stops {
+		wg.Go(func() { stop(ctx) })
+	}
+	wg.Wait()
+	logger.Info("listeners stopped", "took", time.Since(start).Round(time.Millisecond))
 }
 
 // httpListener is a running HTTP server.
 type httpListener struct {
 	ws   *gateway.WebSocket // closed first on shutdown: its connections are hijacked
+	ln   *onceCloseListener
 	srv  *http.Server
 	errs chan error // receives Serve's error unless it is http.ErrServerClosed
 	done chan struct{}
 }
 
-// startHTTP binds addr and serves h on it in the background.
-func startHTTP(addr string, h http.Handler, logger *slog.Logger) (*httpListener, error) {
-	ln, err := net.Listen("tcp", addr)
+// startHTTP binds addr and serves h on it in the background, with at most
+// maxConns connections open (zero: no limit); a kept-alive connection idle
+// for idle is closed.
+func startHTTP(addr string, maxConns int, keepAlive, idle time.Duration, h http.Handler, logger *slog.Logger) (*httpListener, error) {
+	tcp, err := listen("http", addr, keepAlive, logger)
 	if err != nil {
-		return nil, fmt.Errorf("http listener on %s: %w", addr, err)
+		return nil, err
 	}
+	ln := &onceCloseListener{Listener: gateway.LimitListener(tcp, maxConns, logger)}
 	l := &httpListener{
+		ln: ln,
 		srv: &http.Server{
 			Handler:           h,
 			ReadHeaderTimeout: readHeaderTimeout,
+			IdleTimeout:       idle,
 			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 			// HTTP/1.1 and, for gRPC clients, HTTP/2 without TLS (h2c
 			// with prior knowledge) on the same port.
@@ -207,15 +249,18 @@ func (l *httpListener) errc() <-chan error {
 	return l.errs
 }
 
-// shutdown stops accepting, waits up to timeout for requests in flight and
-// then closes whatever connections remain.
-func (l *httpListener) shutdown(timeout time.Duration, logger *slog.Logger) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
+// shutdown stops accepting, closes the WebSocket sessions with 1001 and
+// waits until ctx ends for requests in flight; then it closes whatever
+// connections remain. The listener closes first: the sessions' close
+// handshakes take time, and no new connection may arrive meanwhile.
+func (l *httpListener) shutdown(ctx context.Context, logger *slog.Logger) {
+	_ = l.ln.Close()
+	srvDone := make(chan error, 1)
+	go func() { srvDone <- l.srv.Shutdown(ctx) }()
 	if l.ws != nil {
 		l.ws.Shutdown(ctx)
 	}
-	if err := l.srv.Shutdown(ctx); err != nil {
+	if err := <-srvDone; err != nil {
 		logger.Warn("http listener did not drain in time; closing its connections",
 			"listener", "http", "err", err)
 		if err := l.srv.Close(); err != nil {
@@ -224,4 +269,17 @@ func (l *httpListener) shutdown(timeout time.Duration, logger *slog.Logger) {
 	}
 	<-l.done
 	logger.Info("listener stopped", "listener", "http")
+}
+
+// onceCloseListener closes its listener once: shutdown closes it before
+// http.Server.Shutdown does, and the second Close is not an error.
+type onceCloseListener struct {
+	net.Listener
+	once sync.Once
+	err  error
+}
+
+func (l *onceCloseListener) Close() error {
+	l.once.Do(func() { l.err = l.Listener.Close() })
+	return l.err
 }

@@ -89,7 +89,7 @@ func (s *testServer) keepLogs() {
 func (s *testServer) waitLog(t *testing.T, msg string, attrs ...string) entry {
 	t.Helper()
 	var found entry
-	waitFor(t, fmt.Sprintf("the server logs %q %v", msg, attrs), func() bool {
+	waitUntil(t, fmt.Sprintf("the server logs %q %v", msg, attrs), func() bool {
 		s.logMu.Lock()
 		defer s.logMu.Unlock()
 	next:
@@ -217,18 +217,6 @@ func restCall(t *testing.T, method, url string, body any) (int, map[string]any) 
 		}
 	}
 	return resp.StatusCode, out
-}
-
-// waitFor polls cond until it holds, failing the test after a minute.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 var errNoResult = errors.New("no result")

@@ -10,6 +10,7 @@ import (
 	"github.com/wharfmq/wharf/internal/config"
 	"github.com/wharfmq/wharf/internal/gateway"
 	"github.com/wharfmq/wharf/internal/gateway/service"
+	"github.com/wharfmq/wharf/internal/limits"
 )
 
 // newGatewayService is the core as the gateway's faces see it.
@@ -22,7 +23,7 @@ func newGatewayService(cfg config.Config, b *broker.Broker, logger *slog.Logger)
 }
 
 // newWebSocket builds the gateway's /ws endpoint from the configuration.
-func newWebSocket(cfg config.Config, svc *service.Service, users *auth.Store, logger *slog.Logger) (*gateway.WebSocket, error) {
+func newWebSocket(cfg config.Config, svc *service.Service, users *auth.Store, userLimits *limits.Users, logger *slog.Logger) (*gateway.WebSocket, error) {
 	jwt, err := auth.NewJWTVerifier(cfg.WebSocket.JWTSecretFile, cfg.WebSocket.JWTPublicKeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("websocket: %w", err)
@@ -34,6 +35,7 @@ func newWebSocket(cfg config.Config, svc *service.Service, users *auth.Store, lo
 		AllowedOrigins:  splitList(cfg.WebSocket.AllowedOrigins),
 		Anonymous:       cfg.WebSocket.Anonymous,
 		BroadcastUsers:  splitList(cfg.WebSocket.BroadcastUsers),
+		UserLimits:      userLimits,
 	}, logger.With("listener", "websocket")), nil
 }
 

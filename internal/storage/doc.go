@@ -18,12 +18,16 @@
 //     ends exactly where segment i+1 begins.
 //   - A segment file holds only whole batches that passed CheckBatch, with
 //     the base offsets the log assigned.
-//   - The active (last) segment has no index files; its indexes live in
-//     memory. A sealed segment gets index files only after its data has been
-//     fsynced, so an index file on disk means "this segment is whole".
-//     Recovery therefore scans the last segment, and any segment without
-//     valid index files, batch by batch, and cuts it at the first torn or
-//     corrupt batch; a torn sealed segment ends the log.
+//   - While a log is open its active (last) segment has no index files; its
+//     indexes live in memory. A sealed segment gets index files only after
+//     its data has been fsynced, and so does the active one when Close has
+//     fsynced everything (whatever the fsync policy): an index file on disk
+//     means "this segment is whole". Recovery reads batch by batch, and cuts
+//     at the first torn or corrupt batch, every segment without valid index
+//     files (an index is valid only if its recorded size is the file's):
+//     after a crash, the last segment; after a clean Close, none. Open
+//     removes the active segment's index files before anything is
+//     appended. A torn sealed segment ends the log.
 //   - Readers never see data at or past the high watermark. Under
 //     FsyncAlways the high watermark is what has been fsynced, so nothing a
 //     reader saw can disappear in a crash; under FsyncInterval and

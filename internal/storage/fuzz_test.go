@@ -352,17 +352,7 @@ func recoveryFuzzFixture(f *testing.F) *recoveryFixture {
 	fx.spans = batchSpans(f, segs[len(segs)-1])
 	fx.sealed = len(fx.batches) - len(fx.spans)
 	fx.size = fx.spans[len(fx.spans)-1][1]
-	entries, err := os.ReadDir(fx.dir)
-	if err != nil {
-		f.Fatal(err)
-	}
-	for _, e := range entries {
-		buf, err := os.ReadFile(filepath.Join(fx.dir, e.Name()))
-		if err != nil {
-			f.Fatal(err)
-		}
-		fx.files[e.Name()] = buf
-	}
+	fx.readFiles(f)
 	return fx
 }
 

@@ -25,6 +25,21 @@ type Options struct {
 	// ObserveSync, when not nil, is told how long each fsync of a
 	// segment took (for a latency histogram). It must not block.
 	ObserveSync func(time.Duration)
+	// OnOpen, when not nil, is told by Open what recovering the log took.
+	OnOpen func(Recovery)
+}
+
+// Recovery is what opening a log had to do. After a clean Close it read
+// no segment: every segment, the active one included, had valid indexes.
+type Recovery struct {
+	Dir string
+	// ScannedSegments and ScannedBytes count the non-empty segments read
+	// batch by batch because they had no valid indexes: the active
+	// segment after a crash, or a sealed one whose indexes were lost.
+	ScannedSegments int
+	ScannedBytes    int64
+	// TruncatedBytes is what was cut off torn or corrupt segment tails.
+	TruncatedBytes int64
 }
 
 func (o Options) withDefaults() Options {
@@ -96,16 +111,22 @@ func Open(dir string, cfg LogConfig, opts Options) (*Log, error) {
 	if err := l.fs.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("%w: creating %s: %w", ErrStorage, dir, err)
 	}
-	if err := l.load(); err != nil {
+	rec := Recovery{Dir: dir}
+	if err := l.load(&rec); err != nil {
 		l.closeFiles()
 		return nil, err
+	}
+	if opts.OnOpen != nil {
+		opts.OnOpen(rec)
 	}
 	go l.syncLoop()
 	return l, nil
 }
 
-// load lists the directory, opens every segment and recovers the tail.
-func (l *Log) load() error {
+// load lists the directory, opens every segment and recovers the tail: a
+// segment with valid indexes is trusted (the last one has them only after a
+// clean Close), any other is read batch by batch.
+func (l *Log) load(rec *Recovery) error {
 	entries, err := l.fs.ReadDir(l.dir)
 	if err != nil {
 		return fmt.Errorf("%w: listing %s: %w", ErrStorage, l.dir, err)
@@ -161,19 +182,34 @@ func (l *Log) load() error {
 			return fmt.Errorf("%w: stat %s: %w", ErrStorage, path, err)
 		}
 		last := i == len(bases)-1
-		if !last {
-			if err := s.loadIndexes(l.fs, info.Size()); err == nil {
-				s.sealed, s.indexed = true, true
-				continue
-			} else if !errors.Is(err, os.ErrNotExist) {
-				l.logger.Warn("rebuilding damaged segment index", "segment", path, "err", err)
+		if err := s.loadIndexes(l.fs, info.Size()); err == nil {
+			if last {
+				// Written by a clean Close. The active segment keeps no
+				// index files while it can change: they go now. Should
+				// the removal not survive a crash, the size recorded in
+				// them no longer matches once anything is appended.
+				s.removeIndexes(l.fs)
+				s.sinceIndex = int(s.size)
+				if n := len(s.index); n > 0 {
+					s.sinceIndex = int(s.size - int64(s.index[n-1].pos))
+				}
+				break
 			}
+			s.sealed, s.indexed = true, true
+			continue
+		} else if !last && !errors.Is(err, os.ErrNotExist) {
+			l.logger.Warn("rebuilding damaged segment index", "segment", path, "err", err)
+		}
+		if info.Size() > 0 {
+			rec.ScannedSegments++
+			rec.ScannedBytes += info.Size()
 		}
 		whole, err := s.recover(l.cfg.IndexIntervalBytes, info.Size())
 		if err != nil {
 			return fmt.Errorf("%w: reading %s: %w", ErrStorage, path, err)
 		}
 		if whole < info.Size() {
+			rec.TruncatedBytes += info.Size() - whole
 			l.logger.Warn("truncating torn or corrupt segment tail", "segment", path, "valid_bytes", whole, "file_bytes", info.Size())
 			if err := f.Truncate(whole); err != nil {
 				return fmt.Errorf("%w: truncating %s: %w", ErrStorage, path, err)
@@ -554,6 +590,8 @@ func (l *Log) Size() int64 {
 
 // Close flushes and fsyncs everything written, waits for the syncer, and
 // closes the files. Pending appends complete; later calls get ErrClosed.
+// Once everything is on disk it writes the active segment's indexes, so
+// that the next Open need not read it.
 func (l *Log) Close() error {
 	l.mu.Lock()
 	if l.closed {
@@ -566,6 +604,11 @@ func (l *Log) Close() error {
 	<-l.done
 	l.mu.Lock()
 	err := l.closeErr
+	if a := l.active(); err == nil && a.size > 0 {
+		if werr := a.writeIndexes(l.fs); werr != nil {
+			l.logger.Warn("writing the active segment's indexes; the next start reads it", "segment", a.path, "err", werr)
+		}
+	}
 	close(l.hwCh)
 	l.hwCh = make(chan struct{})
 	l.mu.Unlock()

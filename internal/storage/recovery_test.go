@@ -151,8 +151,8 @@ func damagePositions(size int64, spans [][2]int64) []int64 {
 	return ps
 }
 
-// recoveryFixture is a closed log with several segments, and the layout of
-// its last segment. Cases work on copies of it.
+// recoveryFixture is a log with several segments as a crash leaves it, and
+// the layout of its last segment. Cases work on copies of it.
 type recoveryFixture struct {
 	dir     string
 	batches [][]byte          // every batch, as stored
@@ -178,6 +178,22 @@ func newRecoveryFixture(t *testing.T) *recoveryFixture {
 		t.Fatalf("want several batches in the last segment, got %d", len(fx.spans))
 	}
 	fx.size = fx.spans[len(fx.spans)-1][1]
+	fx.readFiles(t)
+	t.Cleanup(func() { fx.checkIntact(t) })
+	return fx
+}
+
+// readFiles records the fixture's files, as a crash would leave them: a
+// clean Close writes the active segment's indexes, a crash never does, and
+// the damage the recovery cases apply is a crash's.
+func (fx *recoveryFixture) readFiles(t testing.TB) {
+	t.Helper()
+	stem := strings.TrimSuffix(filepath.Join(fx.dir, fx.last), ".log")
+	for _, ext := range []string{".index", ".timeindex"} {
+		if err := os.Remove(stem + ext); err != nil {
+			t.Fatal(err)
+		}
+	}
 	entries, err := os.ReadDir(fx.dir)
 	if err != nil {
 		t.Fatal(err)
@@ -189,8 +205,6 @@ func newRecoveryFixture(t *testing.T) *recoveryFixture {
 		}
 		fx.files[e.Name()] = buf
 	}
-	t.Cleanup(func() { fx.checkIntact(t) })
-	return fx
 }
 
 // checkIntact fails if a case changed the fixture through a shared link.

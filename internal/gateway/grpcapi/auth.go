@@ -3,6 +3,7 @@ package grpcapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -10,20 +11,26 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/wharfmq/wharf/internal/auth"
+	"github.com/wharfmq/wharf/internal/limits"
 )
 
 // authInterceptor checks every call's HTTP Basic credentials against the
-// user store before the handler runs.
+// user store before the handler runs, and holds one of the user's
+// connection slots while the call runs.
 type authInterceptor struct {
-	users  *auth.Store
-	logger *slog.Logger
+	users      *auth.Store
+	logger     *slog.Logger
+	userLimits *limits.Users
+	refusals   *limits.LogSampler
 }
 
 func (a *authInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-		if err := a.check(req.Spec(), req.Header(), req.Peer()); err != nil {
+		release, err := a.check(req.Spec(), req.Header(), req.Peer())
+		if err != nil {
 			return nil, err
 		}
+		defer release()
 		return next(ctx, req)
 	}
 }
@@ -34,23 +41,27 @@ func (a *authInterceptor) WrapStreamingClient(next connect.StreamingClientFunc) 
 
 func (a *authInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
 	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
-		if err := a.check(conn.Spec(), conn.RequestHeader(), conn.Peer()); err != nil {
+		release, err := a.check(conn.Spec(), conn.RequestHeader(), conn.Peer())
+		if err != nil {
 			return err
 		}
+		defer release()
 		return next(ctx, conn)
 	}
 }
 
-// check authenticates a call; the error says only that it failed, not
-// why, as for every other face.
-func (a *authInterceptor) check(spec connect.Spec, h http.Header, peer connect.Peer) error {
+// check authenticates a call and takes one of its user's connection
+// slots, which release gives back; the error says only that the login
+// failed, not why, as for every other face, or that the user holds as
+// many connections as the limit allows (RESOURCE_EXHAUSTED).
+func (a *authInterceptor) check(spec connect.Spec, h http.Header, peer connect.Peer) (release func(), err error) {
 	if a.users == nil {
-		return unauthenticated()
+		return nil, unauthenticated()
 	}
 	user, pass, ok := (&http.Request{Header: h}).BasicAuth()
 	if !ok {
 		a.logger.Info("grpc call without credentials refused", "procedure", spec.Procedure, "remote", peer.Addr)
-		return unauthenticated()
+		return nil, unauthenticated()
 	}
 	addr, _ := net.ResolveTCPAddr("tcp", peer.Addr) // an IP literal: no lookup
 	var remote net.Addr
@@ -59,9 +70,16 @@ func (a *authInterceptor) check(spec connect.Spec, h http.Header, peer connect.P
 	}
 	if _, err := a.users.Authenticate(user, pass, remote); err != nil {
 		a.logger.Info("grpc login refused", "procedure", spec.Procedure, "remote", peer.Addr, "err", err)
-		return unauthenticated()
+		return nil, unauthenticated()
 	}
-	return nil
+	release, ok = a.userLimits.Acquire(user)
+	if !ok {
+		a.refusals.Warn("user connection limit", "grpc call refused: user connection limit reached",
+			"procedure", spec.Procedure, "remote", peer.Addr, "user", user, "limit", a.userLimits.Max(), "setting", "limits.max_connections_per_user")
+		return nil, connect.NewError(connect.CodeResourceExhausted,
+			fmt.Errorf("connection refused for user '%s': user connection limit (%d) is reached", user, a.userLimits.Max()))
+	}
+	return release, nil
 }
 
 func unauthenticated() error {

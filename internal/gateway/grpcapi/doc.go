@@ -11,9 +11,11 @@
 // is generated (see the go:generate line below) and committed.
 //
 // Invariants:
-//   - Every call is authenticated with HTTP Basic against the user store,
-//     in one interceptor that covers unary and streaming calls; nothing
-//     runs for a caller without valid credentials.
+//   - Every call to the wharf.v1 services is authenticated with HTTP Basic
+//     against the user store, in one interceptor that covers unary and
+//     streaming calls; nothing runs for a caller without valid
+//     credentials. Server reflection and grpc.health.v1 answer anyone: they
+//     describe the API and touch no data.
 //   - Errors leave as connect errors whose code is the service error's
 //     code mapped once, in errors.go.
 //   - Produce and Publish answer only once what they wrote is durable.

@@ -42,7 +42,7 @@ func connectCode(e *service.Error) connect.Code {
 		return connect.CodeFailedPrecondition
 	case service.CodeOutOfRange:
 		return connect.CodeOutOfRange
-	case service.CodeTooLarge:
+	case service.CodeTooLarge, service.CodeLimitReached:
 		return connect.CodeResourceExhausted
 	case service.CodeUnavailable:
 		return connect.CodeUnavailable

@@ -7,10 +7,13 @@ import (
 	"sync"
 
 	"connectrpc.com/connect"
+	"connectrpc.com/grpchealth"
+	"connectrpc.com/grpcreflect"
 
 	"github.com/wharfmq/wharf/internal/auth"
 	"github.com/wharfmq/wharf/internal/gateway/grpcapi/gen/wharf/v1/wharfv1connect"
 	"github.com/wharfmq/wharf/internal/gateway/service"
+	"github.com/wharfmq/wharf/internal/limits"
 )
 
 // minRequestBytes is the least a request may be; a larger service message
@@ -25,6 +28,10 @@ type Options struct {
 	Users *auth.Store
 	// Logger logs refused logins and failures; nil discards.
 	Logger *slog.Logger
+	// UserLimits counts each user's calls in progress (a stream is one
+	// until it ends) against the per-user connection limit; nil means no
+	// limit.
+	UserLimits *limits.Users
 }
 
 // Mount registers the gRPC services on mux, under their
@@ -40,13 +47,28 @@ func Mount(mux *http.ServeMux, o Options) {
 	logger = logger.With("face", "grpc")
 	drains := &drains{bySrv: map[*http.Server]chan struct{}{}}
 	opts := []connect.HandlerOption{
-		connect.WithInterceptors(&authInterceptor{users: o.Users, logger: logger}),
+		connect.WithInterceptors(&authInterceptor{users: o.Users, logger: logger,
+			userLimits: o.UserLimits, refusals: limits.NewLogSampler(logger, 0, nil)}),
 		connect.WithReadMaxBytes(maxRequestBytes(o.Service)),
 	}
 	path, h := wharfv1connect.NewMessagingServiceHandler(&messaging{svc: o.Service, logger: logger}, opts...)
 	mux.Handle(path, drains.wrap(h))
 	path, h = wharfv1connect.NewAdminServiceHandler(&admin{svc: o.Service, b: o.Service.Broker(), logger: logger}, opts...)
 	mux.Handle(path, drains.wrap(h))
+
+	// Server reflection (v1 and v1alpha, for grpcurl and similar tools)
+	// and the standard health service answer without credentials: they
+	// describe the API and say the listener serves, nothing more.
+	services := []string{wharfv1connect.MessagingServiceName, wharfv1connect.AdminServiceName}
+	reflector := grpcreflect.NewStaticReflector(services...)
+	for _, handler := range []func() (string, http.Handler){
+		func() (string, http.Handler) { return grpcreflect.NewHandlerV1(reflector) },
+		func() (string, http.Handler) { return grpcreflect.NewHandlerV1Alpha(reflector) },
+		func() (string, http.Handler) { return grpchealth.NewHandler(grpchealth.NewStaticChecker(services...)) },
+	} {
+		path, h := handler()
+		mux.Handle(path, drains.wrap(h))
+	}
 }
 
 func maxRequestBytes(svc *service.Service) int {

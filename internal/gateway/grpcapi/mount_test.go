@@ -8,6 +8,9 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"connectrpc.com/grpchealth"
+	"connectrpc.com/grpcreflect"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/wharfmq/wharf/internal/auth"
 	"github.com/wharfmq/wharf/internal/broker"
@@ -62,6 +65,44 @@ func TestGatewayHandlerServesGRPC(t *testing.T) {
 	_, err = admin.ListTopics(ctx, connect.NewRequest(&wharfv1.ListTopicsRequest{}))
 	if connect.CodeOf(err) != connect.CodeUnauthenticated {
 		t.Fatalf("got %v, want unauthenticated", err)
+	}
+
+	// Reflection lists both services and describes them, without
+	// credentials, as grpcurl asks.
+	refl := grpcreflect.NewClient(srv.Client(), srv.URL, connect.WithGRPC()).NewStream(ctx)
+	names, err := refl.ListServices()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[protoreflect.FullName]bool{wharfv1connect.MessagingServiceName: false, wharfv1connect.AdminServiceName: false}
+	for _, n := range names {
+		if _, ok := want[n]; ok {
+			want[n] = true
+		}
+	}
+	for n, seen := range want {
+		if !seen {
+			t.Errorf("reflection lists %v, not %s", names, n)
+		}
+	}
+	files, err := refl.FileContainingSymbol(wharfv1connect.MessagingServiceName)
+	if err != nil || len(files) == 0 || files[0].GetPackage() != "wharf.v1" {
+		t.Fatalf("FileContainingSymbol: %v, %v", files, err)
+	}
+	if _, err := refl.Close(); err != nil {
+		t.Error(err)
+	}
+
+	// The standard health service says the services are serving.
+	health := grpchealth.NewClient(srv.Client(), srv.URL, connect.WithGRPC())
+	for _, svc := range []string{"", wharfv1connect.MessagingServiceName} {
+		res, err := health.Check(ctx, &grpchealth.CheckRequest{Service: svc})
+		if err != nil || res.Status != grpchealth.StatusServing {
+			t.Fatalf("health of %q: %v, %v", svc, res, err)
+		}
+	}
+	if _, err := health.Check(ctx, &grpchealth.CheckRequest{Service: "no.such.Service"}); connect.CodeOf(err) != connect.CodeNotFound {
+		t.Fatalf("health of an unknown service: %v, want not found", err)
 	}
 }
 

@@ -20,6 +20,9 @@ const (
 	CodeUnavailable  = "unavailable"
 	CodeInternal     = "internal"
 	CodeUnauthorized = "unauthorized"
+	// CodeLimitReached is a refusal by a configured limit: the queues of
+	// a vhost, the topics, a user's connections.
+	CodeLimitReached = "limit_reached"
 )
 
 // Error is what every operation fails with: a stable code and a message
@@ -48,6 +51,9 @@ func AsError(err error) *Error {
 	var e *Error
 	if errors.As(err, &e) {
 		return e
+	}
+	if errors.Is(err, broker.ErrLimitReached) {
+		return &Error{Code: CodeLimitReached, Message: err.Error(), Err: err}
 	}
 	var me *broker.ModelError
 	if errors.As(err, &me) {
