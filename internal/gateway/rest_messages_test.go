@@ -6,7 +6,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/wharfmq/wharf/internal/broker"
 	"github.com/wharfmq/wharf/internal/gateway/service"
+	"github.com/wharfmq/wharf/internal/storage"
 )
 
 // restMessageBody is a got message as a client decodes it.
@@ -177,4 +179,46 @@ func TestRESTNamesWithSlashes(t *testing.T) {
 	e.wantErr(t, http.StatusNotFound, service.CodeNotFound, http.MethodGet, "/api/v1/vhosts/%2F/queues/x%2Fy%20z", nil)
 	// Lower-case escapes work as well.
 	e.must(t, http.StatusOK, http.MethodGet, "/api/v1/vhosts/team%2fa/queues/x%2fy%20z", nil, nil)
+}
+
+// A get that hands messages out for good (ack_requeue_false,
+// reject_requeue_false) has settled them on disk before it answers: after
+// a crash right after the answer they do not come back.
+func TestRESTGetSettledSurvivesCrash(t *testing.T) {
+	e := newRESTEnv(t)
+	const q = "/api/v1/vhosts/%2F/queues/jobs"
+	e.must(t, http.StatusCreated, http.MethodPut, q, map[string]any{"durable": true}, nil)
+	for _, body := range []string{"a", "b", "c", "d"} {
+		e.must(t, http.StatusOK, http.MethodPost, "/api/v1/vhosts/%2F/exchanges/amq.default/publish", map[string]any{
+			"routing_key": "jobs", "body": body, "properties": map[string]any{"delivery_mode": 2},
+		}, nil)
+	}
+	if got := e.get(t, q+"/get", 2, service.AckRequeueFalse); len(got) != 2 || *got[0].Body != "a" || *got[1].Body != "b" {
+		t.Fatalf("ack_requeue_false got %+v", got)
+	}
+	if got := e.get(t, q+"/get", 1, service.RejectRequeueFalse); len(got) != 1 || *got[0].Body != "c" {
+		t.Fatalf("reject_requeue_false got %+v", got)
+	}
+	dir := crashCopy(t, e.dir)
+
+	b, err := broker.Open(broker.Options{DataDir: dir, LogDefaults: storage.DefaultLogConfig()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	bq, err := b.Queue(broker.DefaultVhost, "", "jobs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	for {
+		d, ok := bq.Get(t.Context(), true)
+		if !ok {
+			break
+		}
+		left = append(left, string(d.Message.Body))
+	}
+	if strings.Join(left, ",") != "d" {
+		t.Fatalf("after a crash the queue holds %v, want only d", left)
+	}
 }

@@ -23,6 +23,7 @@ import (
 // restEnv is a broker with the gateway's HTTP handler, REST face included,
 // on a real HTTP server.
 type restEnv struct {
+	dir   string
 	b     *broker.Broker
 	svc   *service.Service
 	users *auth.Store
@@ -35,7 +36,8 @@ const restMaxMessage = 64 << 10
 
 func newRESTEnv(t *testing.T) *restEnv {
 	t.Helper()
-	b, err := broker.Open(broker.Options{DataDir: t.TempDir(), LogDefaults: storage.DefaultLogConfig()})
+	dir := t.TempDir()
+	b, err := broker.Open(broker.Options{DataDir: dir, LogDefaults: storage.DefaultLogConfig()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +53,7 @@ func newRESTEnv(t *testing.T) *restEnv {
 			t.Errorf("closing broker: %v", err)
 		}
 	})
-	return &restEnv{b: b, svc: svc, users: users, srv: srv}
+	return &restEnv{dir: dir, b: b, svc: svc, users: users, srv: srv}
 }
 
 // restResp is a response: its status, headers and JSON body.

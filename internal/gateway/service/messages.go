@@ -159,5 +159,12 @@ func (s *Service) Get(ctx context.Context, vhost, queue, owner string, count int
 	case RejectRequeueFalse:
 		q.Discard(taken)
 	}
+	// Messages handed out for good are settled on disk before the answer:
+	// they do not come back after a crash once the client has them.
+	if len(out) > 0 && (mode == AckRequeueFalse || mode == RejectRequeueFalse) {
+		if err := q.PersistSettlements(); err != nil {
+			return nil, AsError(err)
+		}
+	}
 	return out, nil
 }
