@@ -1,65 +1,13 @@
 package amqp
 
 import (
-	"errors"
 	"fmt"
-	"io"
-	"io/fs"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
-)
 
-// itCrashCopy copies a live data directory as a crash would leave it: every
-// write the broker made is there (the page cache survives a process
-// crash), nothing a clean shutdown would add is.
-func itCrashCopy(t *testing.T, src string) string {
-	t.Helper()
-	dst := t.TempDir()
-	err := filepath.WalkDir(src, func(path string, e fs.DirEntry, err error) error {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(src, path)
-		if err != nil {
-			return err
-		}
-		target := filepath.Join(dst, rel)
-		if e.IsDir() {
-			return os.MkdirAll(target, 0o755)
-		}
-		if strings.HasSuffix(path, ".tmp") || e.Name() == ".lock" {
-			return nil
-		}
-		in, err := os.Open(path)
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		defer in.Close()
-		out, err := os.Create(target)
-		if err != nil {
-			return err
-		}
-		if _, err := io.Copy(out, in); err != nil {
-			out.Close()
-			return err
-		}
-		return out.Close()
-	})
-	if err != nil {
-		t.Fatalf("copying %s: %v", src, err)
-	}
-	return dst
-}
+	"github.com/wharfmq/wharf/internal/crashcopy"
+)
 
 // TestTxCommittedAcksSurviveCrash checks that tx.commit-ok means the
 // transaction's acks are on disk: after a crash right after the commit,
@@ -103,7 +51,7 @@ func TestTxCommittedAcksSurviveCrash(t *testing.T) {
 		if err := tch.TxCommit(); err != nil {
 			t.Fatal(err)
 		}
-		crashes = append(crashes, itCrashCopy(t, ts.dir))
+		crashes = append(crashes, crashcopy.Dir(t, ts.dir))
 	}
 
 	for round, dir := range crashes {
@@ -157,13 +105,13 @@ func TestAcksBeforeAReplySurviveCrash(t *testing.T) {
 	if err := cch.Qos(5, 0, false); err != nil {
 		t.Fatal(err)
 	}
-	afterQos := itCrashCopy(t, ts.dir)
+	afterQos := crashcopy.Dir(t, ts.dir)
 	// Ack of m4 (multiple), then basic.get-ok of m5: m4 is settled for good.
 	if err := get("m4").Ack(true); err != nil {
 		t.Fatal(err)
 	}
 	get("m5")
-	afterGet := itCrashCopy(t, ts.dir)
+	afterGet := crashcopy.Dir(t, ts.dir)
 
 	for _, tc := range []struct {
 		dir  string

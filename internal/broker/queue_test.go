@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wharfmq/wharf/internal/crashcopy"
 	"github.com/wharfmq/wharf/internal/storage"
 )
 
@@ -885,51 +885,6 @@ func TestQueueDurabilityEmptyMessage(t *testing.T) {
 	}
 }
 
-// qtCopyDir copies a live data directory, as a crash would leave it (every
-// write has reached the page cache). Temporary files are skipped.
-func qtCopyDir(t testing.TB, src, dst string) {
-	t.Helper()
-	err := filepath.WalkDir(src, func(path string, e fs.DirEntry, err error) error {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(src, path)
-		if err != nil {
-			return err
-		}
-		target := filepath.Join(dst, rel)
-		if e.IsDir() {
-			return os.MkdirAll(target, 0o755)
-		}
-		if strings.HasSuffix(path, ".tmp") || e.Name() == ".lock" {
-			return nil
-		}
-		in, err := os.Open(path)
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		defer in.Close()
-		out, err := os.Create(target)
-		if err != nil {
-			return err
-		}
-		if _, err := io.Copy(out, in); err != nil {
-			out.Close()
-			return err
-		}
-		return out.Close()
-	})
-	if err != nil {
-		t.Fatalf("copying %s: %v", src, err)
-	}
-}
-
 // TestQueueFlushThenCrash checks that FlushQueues persists settlements: a
 // copy of the data directory taken right after it (a crash, no Close)
 // recovers exactly the unsettled messages, every one flagged redelivered
@@ -956,7 +911,7 @@ func TestQueueFlushThenCrash(t *testing.T) {
 	dq.Ack([]Delivery{ds[0], ds[2]})
 	b.FlushQueues()
 	crashed := t.TempDir()
-	qtCopyDir(t, dir, crashed)
+	crashcopy.Into(t, dir, crashed)
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -994,7 +949,7 @@ func TestQueueCrashFlagsDeliveredRedelivered(t *testing.T) {
 	dq := qtQueue(t, b, "dq")
 	d0 := qtGet(t, dq, false) // delivered after the flush, never settled
 	crashed := t.TempDir()
-	qtCopyDir(t, dir, crashed)
+	crashcopy.Into(t, dir, crashed)
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -1013,7 +968,7 @@ func TestQueueCrashFlagsDeliveredRedelivered(t *testing.T) {
 	}
 	// Crash this run too: 1 and 2 went out after a clean start.
 	crashedAgain := t.TempDir()
-	qtCopyDir(t, dir, crashedAgain)
+	crashcopy.Into(t, dir, crashedAgain)
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}

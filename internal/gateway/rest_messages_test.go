@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/wharfmq/wharf/internal/broker"
+	"github.com/wharfmq/wharf/internal/crashcopy"
 	"github.com/wharfmq/wharf/internal/gateway/service"
 	"github.com/wharfmq/wharf/internal/storage"
 )
@@ -199,7 +200,7 @@ func TestRESTGetSettledSurvivesCrash(t *testing.T) {
 	if got := e.get(t, q+"/get", 1, service.RejectRequeueFalse); len(got) != 1 || *got[0].Body != "c" {
 		t.Fatalf("reject_requeue_false got %+v", got)
 	}
-	dir := crashCopy(t, e.dir)
+	dir := crashcopy.Dir(t, e.dir)
 
 	b, err := broker.Open(broker.Options{DataDir: dir, LogDefaults: storage.DefaultLogConfig()})
 	if err != nil {
