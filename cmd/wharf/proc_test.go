@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -11,10 +10,11 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/wharfmq/wharf/internal/logbuf"
 )
 
 // asWharfEnv makes the test binary run as the wharf command (see
@@ -30,30 +30,12 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // wharfProc is `wharf serve` running in a child process, with every
 // listener on a free loopback port.
 type wharfProc struct {
 	t                      *testing.T
 	cmd                    *exec.Cmd
-	log                    syncBuffer
+	log                    logbuf.Buffer
 	done                   chan struct{} // closed once the process has been reaped
 	httpAddr, kafka, amqpA string
 }

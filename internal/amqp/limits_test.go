@@ -1,12 +1,9 @@
 package amqp
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,39 +12,8 @@ import (
 	"github.com/wharfmq/wharf/internal/amqp/wire"
 	"github.com/wharfmq/wharf/internal/auth"
 	"github.com/wharfmq/wharf/internal/limits"
+	"github.com/wharfmq/wharf/internal/logbuf"
 )
-
-// logBuffer collects a server's log as text lines, safe for concurrent
-// writers, so a test can count the lines a refusal wrote.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// count is the number of lines containing every fragment.
-func (b *logBuffer) count(fragments ...string) int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	n := 0
-	for _, line := range strings.Split(b.buf.String(), "\n") {
-		all := line != ""
-		for _, f := range fragments {
-			all = all && strings.Contains(line, f)
-		}
-		if all {
-			n++
-		}
-	}
-	return n
-}
-
-func (b *logBuffer) logger() *slog.Logger { return slog.New(slog.NewTextHandler(b, nil)) }
 
 // dialRefused dials url with amqp091-go and returns the connection.close
 // that refused it.
@@ -120,8 +86,8 @@ func works(t *testing.T, c *amqp091.Connection) {
 // one; the refusals write one log line within the interval.
 func TestConnMaxConnections(t *testing.T) {
 	t.Parallel()
-	logs := &logBuffer{}
-	ts := startServer(t, Options{MaxConnections: 2, Logger: logs.logger()})
+	logs := &logbuf.Buffer{}
+	ts := startServer(t, Options{MaxConnections: 2, Logger: logs.Logger()})
 	c1, c2 := ts.dial(t), ts.dial(t)
 	for range 4 {
 		e := dialRefused(t, ts.url)
@@ -131,10 +97,10 @@ func TestConnMaxConnections(t *testing.T) {
 	}
 	works(t, c1)
 	works(t, c2)
-	if n := logs.count("refused: limit reached", "limits.amqp_max_connections"); n != 1 {
+	if n := logs.Count("refused: limit reached", "limits.amqp_max_connections"); n != 1 {
 		t.Fatalf("%d log lines for 4 refusals within the interval, want 1", n)
 	}
-	if n := logs.count("handshake refused"); n != 0 {
+	if n := logs.Count("handshake refused"); n != 0 {
 		t.Fatalf("a refusal also wrote %d generic handshake lines", n)
 	}
 	c1.Close()
@@ -151,8 +117,8 @@ func TestConnMaxConnectionsPerUser(t *testing.T) {
 	if err := users.Put("alice", "wonder", false); err != nil {
 		t.Fatal(err)
 	}
-	logs := &logBuffer{}
-	ts := startServer(t, Options{Users: users, UserLimits: limits.NewUsers(2), Logger: logs.logger()})
+	logs := &logbuf.Buffer{}
+	ts := startServer(t, Options{Users: users, UserLimits: limits.NewUsers(2), Logger: logs.Logger()})
 	g1, _ := ts.dial(t), ts.dial(t)
 	e := dialRefused(t, ts.url)
 	if e.Code != amqp091.NotAllowed || !strings.Contains(e.Reason, "connection refused for user 'guest': user connection limit (2) is reached") {
@@ -166,7 +132,7 @@ func TestConnMaxConnectionsPerUser(t *testing.T) {
 	defer a1.Close()
 	works(t, a1)
 	works(t, g1)
-	if n := logs.count("refused: limit reached", "limits.max_connections_per_user"); n != 1 {
+	if n := logs.Count("refused: limit reached", "limits.max_connections_per_user"); n != 1 {
 		t.Fatalf("%d log lines for the refusal, want 1", n)
 	}
 	g1.Close()
@@ -178,8 +144,8 @@ func TestConnMaxConnectionsPerUser(t *testing.T) {
 // line for repeated refusals; other connections go on.
 func TestConnChannelMaxRefusal(t *testing.T) {
 	t.Parallel()
-	logs := &logBuffer{}
-	ts := startServer(t, Options{ChannelMax: 3, Logger: logs.logger()})
+	logs := &logbuf.Buffer{}
+	ts := startServer(t, Options{ChannelMax: 3, Logger: logs.Logger()})
 	bystander := ts.dial(t)
 	c := ts.dial(t)
 	if c.Config.ChannelMax != 3 {
@@ -205,7 +171,7 @@ func TestConnChannelMaxRefusal(t *testing.T) {
 		r.closeOk()
 	}
 	works(t, bystander)
-	if n := logs.count("refused: limit reached", "limits.amqp_channel_max"); n != 1 {
+	if n := logs.Count("refused: limit reached", "limits.amqp_channel_max"); n != 1 {
 		t.Fatalf("%d log lines for 3 refusals within the interval, want 1", n)
 	}
 }
@@ -214,8 +180,8 @@ func TestConnChannelMaxRefusal(t *testing.T) {
 // frames (501) each write one log line however often they are refused.
 func TestConnMessageAndFrameSizeRefusalsLogOnce(t *testing.T) {
 	t.Parallel()
-	logs := &logBuffer{}
-	ts := startServer(t, Options{MaxMessageBytes: 1000, Logger: logs.logger()})
+	logs := &logbuf.Buffer{}
+	ts := startServer(t, Options{MaxMessageBytes: 1000, Logger: logs.Logger()})
 	c := ts.dial(t)
 	for range 3 {
 		ch, err := c.Channel()
@@ -239,10 +205,10 @@ func TestConnMessageAndFrameSizeRefusalsLogOnce(t *testing.T) {
 		r.closeOk()
 	}
 	works(t, c)
-	if n := logs.count("refused: limit reached", "amqp_max_message_bytes"); n != 1 {
+	if n := logs.Count("refused: limit reached", "amqp_max_message_bytes"); n != 1 {
 		t.Fatalf("%d log lines for 3 oversized messages, want 1", n)
 	}
-	if n := logs.count("refused: limit reached", "limits.amqp_frame_max"); n != 1 {
+	if n := logs.Count("refused: limit reached", "limits.amqp_frame_max"); n != 1 {
 		t.Fatalf("%d log lines for 3 oversized frames, want 1", n)
 	}
 }

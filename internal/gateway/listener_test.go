@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -14,25 +13,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/wharfmq/wharf/internal/logbuf"
 )
-
-// syncBuffer is a log destination safe for concurrent writers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // keepAliveConn is a raw HTTP/1.1 connection that sends GET /healthz and
 // reads the answer, keeping the connection open between requests.
@@ -72,7 +55,7 @@ func (c *keepAliveConn) get(t *testing.T) int {
 // served throughout, one line is logged, and once a held connection
 // closes a new one is served.
 func TestLimitListenerUnderAFlood(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	logger := slog.New(slog.NewTextHandler(logs, nil))
 	inner, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -1,15 +1,12 @@
 package kafka
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,48 +16,17 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/wharfmq/wharf/internal/broker"
+	"github.com/wharfmq/wharf/internal/logbuf"
 	"github.com/wharfmq/wharf/internal/storage"
 )
 
-// logBuffer collects a server's log as text lines, safe for concurrent
-// writers, so a test can count the lines a refusal wrote.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// count is the number of lines containing every fragment.
-func (b *logBuffer) count(fragments ...string) int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	n := 0
-	for _, line := range strings.Split(b.buf.String(), "\n") {
-		all := line != ""
-		for _, f := range fragments {
-			all = all && strings.Contains(line, f)
-		}
-		if all {
-			n++
-		}
-	}
-	return n
-}
-
-func (b *logBuffer) logger() *slog.Logger { return slog.New(slog.NewTextHandler(b, nil)) }
-
 // startLimitedServer starts a Kafka listener whose broker has the given
 // options (limits) and whose log goes to the returned buffer.
-func startLimitedServer(t *testing.T, brokerOpts func(*broker.Options), mutate func(*Options)) (*testServer, *logBuffer) {
+func startLimitedServer(t *testing.T, brokerOpts func(*broker.Options), mutate func(*Options)) (*testServer, *logbuf.Buffer) {
 	t.Helper()
-	logs := &logBuffer{}
+	logs := &logbuf.Buffer{}
 	dir := t.TempDir()
-	bo := broker.Options{DataDir: dir, LogDefaults: storage.DefaultLogConfig(), Logger: logs.logger()}
+	bo := broker.Options{DataDir: dir, LogDefaults: storage.DefaultLogConfig(), Logger: logs.Logger()}
 	if brokerOpts != nil {
 		brokerOpts(&bo)
 	}
@@ -68,7 +34,7 @@ func startLimitedServer(t *testing.T, brokerOpts func(*broker.Options), mutate f
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := Options{AutoCreateTopics: true, DefaultPartitions: 1, Logger: logs.logger()}
+	opts := Options{AutoCreateTopics: true, DefaultPartitions: 1, Logger: logs.Logger()}
 	if mutate != nil {
 		mutate(&opts)
 	}
@@ -131,7 +97,7 @@ func TestMaxConnections(t *testing.T) {
 	if !served(c1) || !served(c2) {
 		t.Fatal("the open connections stopped being served after the refusals")
 	}
-	if n := logs.count("connection refused", "limits.kafka_max_connections"); n != 1 {
+	if n := logs.Count("connection refused", "limits.kafka_max_connections"); n != 1 {
 		t.Fatalf("%d log lines for 5 refusals within the interval, want 1", n)
 	}
 
@@ -186,7 +152,7 @@ func TestMaxRequestBytes(t *testing.T) {
 	if !served(other) {
 		t.Fatal("the bystander connection stopped being served")
 	}
-	if n := logs.count("request refused", "kafka_max_request_bytes"); n != 1 {
+	if n := logs.Count("request refused", "kafka_max_request_bytes"); n != 1 {
 		t.Fatalf("%d log lines for the oversized requests within the interval, want 1", n)
 	}
 }
@@ -213,7 +179,7 @@ func TestMessageTooLarge(t *testing.T) {
 	if got := endOffset(t, ts, "capped", 0); got != 1 {
 		t.Fatalf("end offset %d, want 1: the refused batch was stored", got)
 	}
-	if n := logs.count("produce refused", "max.message.bytes"); n != 1 {
+	if n := logs.Count("produce refused", "max.message.bytes"); n != 1 {
 		t.Fatalf("%d log lines for the refused produce, want 1", n)
 	}
 	raised := "8192"
@@ -269,7 +235,7 @@ func TestTopicLimit(t *testing.T) {
 	if !errors.Is(err, kerr.PolicyViolation) {
 		t.Fatalf("produce auto-creating a topic beyond the limit: %v, want POLICY_VIOLATION", err)
 	}
-	if n := logs.count("topic refused", "limits.max_topics"); n != 1 {
+	if n := logs.Count("topic refused", "limits.max_topics"); n != 1 {
 		t.Fatalf("%d log lines for the refusals within the interval, want 1", n)
 	}
 	if _, err := adm.DeleteTopics(ctx, "t1"); err != nil {

@@ -3,19 +3,18 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net"
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/wharfmq/wharf/internal/config"
+	"github.com/wharfmq/wharf/internal/logbuf"
 )
 
 // The environment of a server child: its data directory and the address of
@@ -62,31 +61,13 @@ func TestServerChild(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // serverChild is a running TestServerChild process.
 type serverChild struct {
 	t     *testing.T
 	addr  string
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
-	out   syncBuffer
+	out   logbuf.Buffer
 	done  chan struct{} // closed when the process has exited and been reaped
 	err   error         // cmd.Wait's result, once done is closed
 }

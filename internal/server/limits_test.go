@@ -15,7 +15,6 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -30,6 +29,7 @@ import (
 	"github.com/wharfmq/wharf/internal/config"
 	wharfv1 "github.com/wharfmq/wharf/internal/gateway/grpcapi/gen/wharf/v1"
 	"github.com/wharfmq/wharf/internal/gateway/grpcapi/gen/wharf/v1/wharfv1connect"
+	"github.com/wharfmq/wharf/internal/logbuf"
 )
 
 // The limits of the limits: section (and the size settings that predate
@@ -39,43 +39,10 @@ import (
 // limitWait bounds every wait of these tests.
 const limitWait = 30 * time.Second
 
-// logBuffer is a server's text log, safe for concurrent writers.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// count is the number of lines containing every fragment.
-func (b *logBuffer) count(fragments ...string) int {
-	n := 0
-	for _, line := range strings.Split(b.String(), "\n") {
-		all := line != ""
-		for _, f := range fragments {
-			all = all && strings.Contains(line, f)
-		}
-		if all {
-			n++
-		}
-	}
-	return n
-}
-
 // wantLines fails unless exactly want lines contain every fragment.
-func (b *logBuffer) wantLines(t *testing.T, want int, fragments ...string) {
+func wantLines(t *testing.T, b *logbuf.Buffer, want int, fragments ...string) {
 	t.Helper()
-	if n := b.count(fragments...); n != want {
+	if n := b.Count(fragments...); n != want {
 		t.Errorf("%d log lines with %q, want %d", n, fragments, want)
 	}
 }
@@ -83,7 +50,7 @@ func (b *logBuffer) wantLines(t *testing.T, want int, fragments ...string) {
 // limitedServer is a running server's addresses and log.
 type limitedServer struct {
 	http, kafka, amqp string
-	logs              *logBuffer
+	logs              *logbuf.Buffer
 }
 
 var listeningLine = regexp.MustCompile(`msg=listening listener=(\w+) addr=(\S+)`)
@@ -94,7 +61,7 @@ func startLimited(t *testing.T, mutate func(*config.Config)) *limitedServer {
 	t.Helper()
 	cfg := testConfig(t)
 	mutate(&cfg)
-	s := &limitedServer{logs: &logBuffer{}}
+	s := &limitedServer{logs: &logbuf.Buffer{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, cfg, slog.New(slog.NewTextHandler(s.logs, nil))) }()
@@ -424,9 +391,9 @@ func TestLimitsConnectionsPerListener(t *testing.T) {
 	})
 	wsAlive(t, ctx, w2, "3")
 
-	s.logs.wantLines(t, 1, "connection refused", "limits.kafka_max_connections")
-	s.logs.wantLines(t, 1, "refused: limit reached", "limits.amqp_max_connections")
-	s.logs.wantLines(t, 1, "connection refused", "limits.http_max_connections")
+	wantLines(t, s.logs, 1, "connection refused", "limits.kafka_max_connections")
+	wantLines(t, s.logs, 1, "refused: limit reached", "limits.amqp_max_connections")
+	wantLines(t, s.logs, 1, "connection refused", "limits.http_max_connections")
 }
 
 // TestLimitsConnectionsPerUser: a user's AMQP connections, WebSocket
@@ -488,10 +455,10 @@ func TestLimitsConnectionsPerUser(t *testing.T) {
 		t.Fatalf("guest's gRPC call below the limit: %v", err)
 	}
 
-	s.logs.wantLines(t, 1, "refused: limit reached", "limits.max_connections_per_user", "listener=amqp")
-	s.logs.wantLines(t, 1, "websocket session refused", "limits.max_connections_per_user")
-	s.logs.wantLines(t, 1, "rest request refused", "limits.max_connections_per_user")
-	s.logs.wantLines(t, 1, "grpc call refused", "limits.max_connections_per_user")
+	wantLines(t, s.logs, 1, "refused: limit reached", "limits.max_connections_per_user", "listener=amqp")
+	wantLines(t, s.logs, 1, "websocket session refused", "limits.max_connections_per_user")
+	wantLines(t, s.logs, 1, "rest request refused", "limits.max_connections_per_user")
+	wantLines(t, s.logs, 1, "grpc call refused", "limits.max_connections_per_user")
 }
 
 // TestLimitsQueuesAndTopics: queue.declare past a vhost's queue limit gets
@@ -582,9 +549,9 @@ func TestLimitsQueuesAndTopics(t *testing.T) {
 		t.Fatalf("producing to the existing topic: %v", err)
 	}
 
-	s.logs.wantLines(t, 1, "queue refused", "limits.max_queues_per_vhost")
-	s.logs.wantLines(t, 1, "topic refused", "limits.max_topics")
-	s.logs.wantLines(t, 0, "closing channel")
+	wantLines(t, s.logs, 1, "queue refused", "limits.max_queues_per_vhost")
+	wantLines(t, s.logs, 1, "topic refused", "limits.max_topics")
+	wantLines(t, s.logs, 0, "closing channel")
 }
 
 // TestLimitsSizes: the AMQP channel_max and frame_max are offered as
@@ -690,9 +657,9 @@ func TestLimitsSizes(t *testing.T) {
 		map[string]any{"records": []map[string]any{{"value": strings.Repeat("x", 2<<20)}}})
 	wantRESTError(t, "a REST body over the maximum", status, resp, http.StatusRequestEntityTooLarge, "too_large", "larger than")
 
-	s.logs.wantLines(t, 1, "refused: limit reached", "amqp_max_message_bytes")
-	s.logs.wantLines(t, 1, "request refused", "kafka_max_request_bytes")
-	s.logs.wantLines(t, 1, "produce refused", "max.message.bytes")
-	s.logs.wantLines(t, 1, "websocket closed", "websocket.max_message_bytes")
-	s.logs.wantLines(t, 1, "rest request refused", "body larger")
+	wantLines(t, s.logs, 1, "refused: limit reached", "amqp_max_message_bytes")
+	wantLines(t, s.logs, 1, "request refused", "kafka_max_request_bytes")
+	wantLines(t, s.logs, 1, "produce refused", "max.message.bytes")
+	wantLines(t, s.logs, 1, "websocket closed", "websocket.max_message_bytes")
+	wantLines(t, s.logs, 1, "rest request refused", "body larger")
 }
