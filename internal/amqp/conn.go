@@ -350,13 +350,18 @@ func (c *conn) removeChannel(id uint16) {
 // kickConsumers asks every queue this connection consumes from to deliver
 // again, once the outbox has drained.
 func (c *conn) kickConsumers() {
+	for _, ch := range c.openChannels() {
+		ch.kickQueues()
+	}
+}
+
+// openChannels returns the open channels, in no order.
+func (c *conn) openChannels() []*channel {
 	c.chMu.RLock()
+	defer c.chMu.RUnlock()
 	chans := make([]*channel, 0, len(c.channels))
 	for _, ch := range c.channels {
 		chans = append(chans, ch)
 	}
-	c.chMu.RUnlock()
-	for _, ch := range chans {
-		ch.kickQueues()
-	}
+	return chans
 }

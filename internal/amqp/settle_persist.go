@@ -56,13 +56,7 @@ func (ch *channel) persistSettlements() error {
 // persistSettlements writes every channel's settlements, before
 // connection.close-ok. Failures are logged: the connection is ending.
 func (c *conn) persistSettlements() {
-	c.chMu.RLock()
-	chans := make([]*channel, 0, len(c.channels))
-	for _, ch := range c.channels {
-		chans = append(chans, ch)
-	}
-	c.chMu.RUnlock()
-	for _, ch := range chans {
+	for _, ch := range c.openChannels() {
 		if err := ch.persistSettlements(); err != nil {
 			c.logger.Error("closing connection", "err", err)
 		}
