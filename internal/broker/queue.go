@@ -261,12 +261,19 @@ func (q *Queue) enqueue(msg *Message, batch []byte) (storage.Pending, error) {
 			return storage.Pending{}, err
 		}
 		m.offset, p = off, pend
-		if done, _ := pend.Poll(); !done {
+		done, err := pend.Poll()
+		switch {
+		case !done:
 			m.pending, q.lastPending = pend, pend
 			if !q.awaiting {
 				q.awaiting = true
 				go q.awaitDurable()
 			}
+		case err != nil:
+			// Its fsync already failed (a failing disk answers at once):
+			// the append is discarded, so the message never joins the
+			// queue; the publisher learns it from p.
+			return p, nil
 		}
 	}
 	q.seq++
