@@ -23,6 +23,8 @@ type testServer struct {
 	srv     *Server
 	opts    Options
 	serveCh chan error
+	// now is the broker's clock; nil means time.Now.
+	now func() time.Time
 }
 
 // startServer opens a broker in a fresh directory and serves AMQP on it.
@@ -45,7 +47,7 @@ func testLogger() *slog.Logger {
 func (ts *testServer) start() {
 	t := ts.t
 	t.Helper()
-	b, err := broker.Open(broker.Options{DataDir: ts.dir, Logger: testLogger()})
+	b, err := broker.Open(broker.Options{DataDir: ts.dir, Logger: testLogger(), Now: ts.now})
 	if err != nil {
 		t.Fatalf("open broker: %v", err)
 	}

@@ -19,6 +19,11 @@ func (ch *channel) publish(m *wire.BasicPublish, cmd *wire.Command) error {
 	if uid := cmd.Properties.UserID; uid != "" && uid != ch.c.user {
 		return newCloseError(wire.ReplyPreconditionFailed, "user_id property set to '%s' but authenticated user was '%s'", uid, ch.c.user)
 	}
+	if e := cmd.Properties.Expiration; e != "" {
+		if _, err := broker.ParseExpiration(e); err != nil {
+			return newCloseError(wire.ReplyPreconditionFailed, "%v", err)
+		}
+	}
 	props := cmd.RawProperties
 	keys := []string{m.RoutingKey}
 	headers := cmd.Properties.Headers

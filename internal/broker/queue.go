@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/wharfmq/wharf/internal/storage"
 )
@@ -35,6 +36,9 @@ type queued struct {
 	offset      int64    // offset in the queue's log, or -1 when not stored
 	redelivered bool
 	popped      bool // has left the ready list (delivered or purged)
+	// expiresAt is when the message expires (TTL), in milliseconds since
+	// the Unix epoch; 0 means never.
+	expiresAt int64
 	// pending is the log append of a stored message until it is known to
 	// be durable (then it is zero): the message is not delivered before.
 	pending storage.Pending
@@ -95,13 +99,33 @@ type Queue struct {
 	lateSettle  []*queued
 
 	stats flowCounters
+
+	// Expiry (queue_ttl.go): now is the broker's clock; ttl is the
+	// queue's x-message-ttl in milliseconds, -1 for none; arriving is the
+	// message being enqueued, which may go to a consumer even if its TTL
+	// is already over (x-message-ttl 0: deliver now or expire).
+	now      func() time.Time
+	ttl      int64
+	arriving *queued
 }
 
-func newQueue(info QueueInfo, store *queueStore, recovered []*queued, memLimit int64) *Queue {
-	q := &Queue{Vhost: info.Vhost, Name: info.Name, ID: info.ID, Durable: info.Durable, AutoDelete: info.AutoDelete, store: store, memLimit: memLimit}
+// newQueue builds a queue's delivery state; now is the clock its TTLs are
+// measured with (nil means time.Now).
+func newQueue(info QueueInfo, store *queueStore, recovered []*queued, memLimit int64, now func() time.Time) *Queue {
+	if now == nil {
+		now = time.Now
+	}
+	q := &Queue{Vhost: info.Vhost, Name: info.Name, ID: info.ID, Durable: info.Durable, AutoDelete: info.AutoDelete, store: store, memLimit: memLimit,
+		now: now, ttl: queueTTL(info.Arguments)}
+	recoveredAt := now().UnixMilli()
 	for _, m := range recovered {
 		q.seq++
 		m.seq = q.seq
+		arrival := recoveredAt
+		if m.msg != nil && m.msg.Timestamp > 0 {
+			arrival = m.msg.Timestamp
+		}
+		m.expiresAt = q.expiryFor(m.msg, arrival)
 		if m.msg != nil {
 			q.resident += m.msg.size()
 		}
@@ -253,7 +277,7 @@ func (q *Queue) enqueue(msg *Message, batch []byte) (storage.Pending, error) {
 	if q.closed {
 		return storage.Pending{}, nil
 	}
-	m := &queued{msg: msg, offset: -1}
+	m := &queued{msg: msg, offset: -1, expiresAt: q.expiryFor(msg, q.now().UnixMilli())}
 	var p storage.Pending
 	if q.store != nil && msg.Persistent {
 		off, pend, err := q.store.append(batch)
@@ -287,7 +311,10 @@ func (q *Queue) enqueue(msg *Message, batch []byte) (storage.Pending, error) {
 			q.pageOutLocked()
 		}
 	}
+	q.arriving = m
 	q.dispatchLocked()
+	q.arriving = nil
+	q.dropExpiredLocked(q.now().UnixMilli())
 	return p, nil
 }
 
@@ -298,7 +325,11 @@ func (q *Queue) readyLocked() int { return len(q.requeued) + q.ready.len() }
 // one that a failed fsync discarded is dropped. nil means nothing can go
 // now: nothing is ready, or the next message is not durable yet.
 func (q *Queue) popLocked() *queued {
+	now := q.now().UnixMilli()
 	for q.readyLocked() > 0 {
+		if q.dropExpiredHeadLocked(now) {
+			continue
+		}
 		var m *queued
 		if len(q.requeued) > 0 {
 			m = q.requeued[0]
@@ -519,6 +550,7 @@ func (q *Queue) Purge() int {
 func (q *Queue) Counts() (messages, consumers int) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	q.dropExpiredLocked(q.now().UnixMilli())
 	return q.readyLocked(), len(q.consumers)
 }
 

@@ -28,7 +28,7 @@ func (b *Broker) queueDir(id QueueID) string {
 // to recover and is clean.
 func (b *Broker) newQueueRuntime(info QueueInfo, clean bool) (*Queue, error) {
 	if !info.Durable {
-		return newQueue(info, nil, nil, 0), nil
+		return newQueue(info, nil, nil, 0, b.opts.Now), nil
 	}
 	store, msgs, err := openQueueStore(b.queueDir(info.ID), queueLogConfig(b.opts.LogDefaults), b.storageOptions(), b.opts.QueueMemoryBytes, clean)
 	if err != nil {
@@ -37,7 +37,7 @@ func (b *Broker) newQueueRuntime(info QueueInfo, clean bool) (*Queue, error) {
 	if len(msgs) > 0 {
 		b.logger.Info("queue recovered", "vhost", info.Vhost, "queue", info.Name, "messages", len(msgs))
 	}
-	return newQueue(info, store, msgs, b.opts.QueueMemoryBytes), nil
+	return newQueue(info, store, msgs, b.opts.QueueMemoryBytes, b.opts.Now), nil
 }
 
 // queueChanges lists what a plan does to queue runtimes: those to create
@@ -55,7 +55,7 @@ func (b *Broker) prepareQueues(p *amqpPlan) (queueChanges, error) {
 		switch {
 		case st.DeclareQueue != nil:
 			d := st.DeclareQueue
-			q, err := b.newQueueRuntime(QueueInfo{Vhost: d.Vhost, Name: d.Name, ID: d.ID, Durable: d.Durable, AutoDelete: d.AutoDelete}, true)
+			q, err := b.newQueueRuntime(QueueInfo{Vhost: d.Vhost, Name: d.Name, ID: d.ID, Durable: d.Durable, AutoDelete: d.AutoDelete, Arguments: d.Arguments}, true)
 			if err != nil {
 				for _, c := range qc.created {
 					c.close(true)
@@ -175,6 +175,7 @@ func (b *Broker) queueFlusher(every time.Duration) {
 			return
 		case <-t.C:
 			b.FlushQueues()
+			b.ExpireMessages()
 		}
 	}
 }

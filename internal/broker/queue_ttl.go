@@ -1,0 +1,190 @@
+package broker
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strconv"
+)
+
+// Message and queue TTL, with RabbitMQ's semantics: a message's expiry is
+// fixed when it enters a queue, from the lower of the queue's
+// x-message-ttl and the message's expiration property (a string of
+// milliseconds). An expired message is dropped only when it reaches the
+// head of the queue (on delivery, basic.get, a declare's message count, or
+// the periodic sweep), never from the middle; a requeued message keeps its
+// expiry. With a TTL of 0 a message is delivered if a consumer can take it
+// as it arrives, and expires otherwise.
+
+// ParseExpiration checks a message's expiration property as RabbitMQ does:
+// a non-negative integer count of milliseconds, in decimal.
+func ParseExpiration(s string) (int64, error) {
+	n, err := strconv.ParseInt(s, 10, 64)
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("invalid expiration '%s': %w", s, err)
+	case n < 0:
+		return 0, fmt.Errorf("invalid expiration '%s': %w", s, errNegativeExpiration)
+	}
+	return n, nil
+}
+
+var errNegativeExpiration = errors.New("value_negative")
+
+// Property flags of the basic class, in the order the fields follow them.
+const (
+	propContentType     = 1 << 15
+	propContentEncoding = 1 << 14
+	propHeaders         = 1 << 13
+	propDeliveryMode    = 1 << 12
+	propPriority        = 1 << 11
+	propCorrelationID   = 1 << 10
+	propReplyTo         = 1 << 9
+	propExpiration      = 1 << 8
+)
+
+// propertyExpiration reads the expiration property from encoded basic
+// properties (the flags, then the fields present), without decoding the
+// rest. ok is false when it is absent or not a valid TTL.
+func propertyExpiration(props []byte) (ttl int64, ok bool) {
+	if len(props) < 2 {
+		return 0, false
+	}
+	flags := binary.BigEndian.Uint16(props)
+	if flags&propExpiration == 0 {
+		return 0, false
+	}
+	p := props[2:]
+	for flags&1 != 0 { // more flag words follow (none are defined)
+		if len(p) < 2 {
+			return 0, false
+		}
+		flags = binary.BigEndian.Uint16(p)
+		p = p[2:]
+	}
+	skip := func(n int) bool {
+		if n > len(p) {
+			return false
+		}
+		p = p[n:]
+		return true
+	}
+	shortstr := func() bool { return len(p) > 0 && skip(1+int(p[0])) }
+	for _, f := range []uint16{propContentType, propContentEncoding, propHeaders, propDeliveryMode, propPriority, propCorrelationID, propReplyTo} {
+		if flags&f == 0 {
+			continue
+		}
+		var good bool
+		switch f {
+		case propHeaders:
+			good = len(p) >= 4 && skip(4+int(binary.BigEndian.Uint32(p)))
+		case propDeliveryMode, propPriority:
+			good = skip(1)
+		default:
+			good = shortstr()
+		}
+		if !good {
+			return 0, false
+		}
+	}
+	if len(p) == 0 || len(p) < 1+int(p[0]) {
+		return 0, false
+	}
+	n, err := ParseExpiration(string(p[1 : 1+int(p[0])]))
+	return n, err == nil
+}
+
+// queueTTL returns a queue's x-message-ttl in milliseconds, -1 if none.
+func queueTTL(args Table) int64 {
+	v, ok := args["x-message-ttl"]
+	if !ok {
+		return -1
+	}
+	neg, mag, ok := intValue(v)
+	if !ok || neg {
+		return -1
+	}
+	return int64(mag)
+}
+
+// expiryFor returns when msg, arriving at arrival (ms since the epoch),
+// expires in this queue: 0 for never. A nil msg (recovered paged out) has
+// only the queue's TTL.
+func (q *Queue) expiryFor(msg *Message, arrival int64) int64 {
+	ttl := q.ttl
+	if msg != nil {
+		if e, ok := propertyExpiration(msg.Properties); ok && (ttl < 0 || e < ttl) {
+			ttl = e
+		}
+	}
+	if ttl < 0 {
+		return 0
+	}
+	return max(1, arrival+ttl)
+}
+
+// expiredLocked reports whether m has expired at now (ms).
+func (q *Queue) expiredLocked(m *queued, now int64) bool {
+	return m.expiresAt != 0 && m.expiresAt <= now && m != q.arriving
+}
+
+// dropExpiredHeadLocked drops the next ready message if it has expired,
+// reporting whether it did.
+func (q *Queue) dropExpiredHeadLocked(now int64) bool {
+	if len(q.requeued) > 0 {
+		m := q.requeued[0]
+		if !q.expiredLocked(m, now) {
+			return false
+		}
+		q.requeued[0] = nil
+		q.requeued = q.requeued[1:]
+		q.expireLocked(m)
+		return true
+	}
+	m := q.ready.peek()
+	if m == nil || !q.expiredLocked(m, now) {
+		return false
+	}
+	q.ready.pop()
+	if m.msg != nil {
+		q.resident -= m.msg.size()
+	}
+	m.popped = true
+	q.expireLocked(m)
+	return true
+}
+
+// expireLocked forgets an expired message.
+func (q *Queue) expireLocked(m *queued) {
+	q.settledLocked(m)
+}
+
+// dropExpiredLocked drops the expired messages at the head of the queue.
+func (q *Queue) dropExpiredLocked(now int64) {
+	for q.dropExpiredHeadLocked(now) {
+	}
+}
+
+// expire drops the expired messages at the head of the queue now.
+func (q *Queue) expire() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if !q.closed {
+		q.dropExpiredLocked(q.now().UnixMilli())
+	}
+}
+
+// ExpireMessages drops the expired messages at the head of every queue
+// (the periodic sweep, so that expired messages do not wait for a consumer
+// to be dropped).
+func (b *Broker) ExpireMessages() {
+	b.amqp.mu.RLock()
+	qs := make([]*Queue, 0, len(b.queues.byID))
+	for _, q := range b.queues.byID {
+		qs = append(qs, q)
+	}
+	b.amqp.mu.RUnlock()
+	for _, q := range qs {
+		q.expire()
+	}
+}
