@@ -107,6 +107,13 @@ type Queue struct {
 	now      func() time.Time
 	ttl      int64
 	arriving *queued
+
+	// Dead-lettering (queue_deadletter.go): dlx is the queue's dead-letter
+	// exchange, nil for none; dead collects, under mu, the messages to
+	// republish once mu is released (unlock), through onDead.
+	dlx    *dlxConfig
+	dead   []deadLetter
+	onDead func(*Queue, *dlxConfig, []deadLetter)
 }
 
 // newQueue builds a queue's delivery state; now is the clock its TTLs are
@@ -116,7 +123,7 @@ func newQueue(info QueueInfo, store *queueStore, recovered []*queued, memLimit i
 		now = time.Now
 	}
 	q := &Queue{Vhost: info.Vhost, Name: info.Name, ID: info.ID, Durable: info.Durable, AutoDelete: info.AutoDelete, store: store, memLimit: memLimit,
-		now: now, ttl: queueTTL(info.Arguments)}
+		now: now, ttl: queueTTL(info.Arguments), dlx: queueDLX(info.Arguments)}
 	recoveredAt := now().UnixMilli()
 	for _, m := range recovered {
 		q.seq++
@@ -189,7 +196,7 @@ func (q *Queue) durableLocked(m *queued) (durable, discarded bool) {
 // meanwhile and dispatches; it ends once no append is outstanding.
 func (q *Queue) awaitDurable() {
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	defer q.unlock()
 	for {
 		p := q.lastPending
 		q.mu.Unlock()
@@ -273,7 +280,7 @@ type Delivery struct {
 // (deleted) queue drops the message.
 func (q *Queue) enqueue(msg *Message, batch []byte) (storage.Pending, error) {
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	defer q.unlock()
 	if q.closed {
 		return storage.Pending{}, nil
 	}
@@ -441,7 +448,7 @@ func (q *Queue) settledLocked(m *queued) {
 // until ctx is done.
 func (q *Queue) Get(ctx context.Context, noAck bool) (Delivery, bool) {
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	defer q.unlock()
 	for {
 		if q.closed || q.readyLocked() == 0 {
 			return Delivery{}, false
@@ -470,23 +477,26 @@ func (q *Queue) Get(ctx context.Context, noAck bool) (Delivery, bool) {
 
 // Ack settles deliveries of this queue for good.
 func (q *Queue) Ack(ds []Delivery) {
-	q.settle(ds, false)
+	q.settle(ds, false, "")
 }
 
-// Discard drops deliveries (basic.reject or basic.nack without requeue).
+// Discard drops deliveries (basic.reject or basic.nack without requeue),
+// dead-lettering them if the queue has a dead-letter exchange.
 func (q *Queue) Discard(ds []Delivery) {
-	q.settle(ds, false)
+	q.settle(ds, false, deathRejected)
 }
 
 // Requeue puts deliveries back, in their original order ahead of every
 // message still ready, marked redelivered.
 func (q *Queue) Requeue(ds []Delivery) {
-	q.settle(ds, true)
+	q.settle(ds, true, "")
 }
 
-func (q *Queue) settle(ds []Delivery, requeue bool) {
+// settle settles deliveries: requeued, or else dropped, dead-lettered
+// for deadReason if it is not empty.
+func (q *Queue) settle(ds []Delivery, requeue bool, deadReason string) {
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	defer q.unlock()
 	for _, d := range ds {
 		if d.Consumer != nil && !d.Consumer.NoAck {
 			d.Consumer.give()
@@ -496,6 +506,9 @@ func (q *Queue) settle(ds []Delivery, requeue bool) {
 		}
 		q.unacked--
 		if !requeue {
+			if deadReason != "" {
+				q.deadLetterLocked(d.m, deadReason)
+			}
 			q.settledLocked(d.m)
 			continue
 		}
@@ -520,7 +533,7 @@ func (q *Queue) settle(ds []Delivery, requeue bool) {
 // or credit shared with other queues was given back.
 func (q *Queue) Kick() {
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	defer q.unlock()
 	if !q.closed {
 		q.dispatchLocked()
 	}
@@ -549,7 +562,7 @@ func (q *Queue) Purge() int {
 // queue.declare-ok reports them.
 func (q *Queue) Counts() (messages, consumers int) {
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	defer q.unlock()
 	q.dropExpiredLocked(q.now().UnixMilli())
 	return q.readyLocked(), len(q.consumers)
 }

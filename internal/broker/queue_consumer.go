@@ -127,7 +127,7 @@ func (c *Credit) add(n int64) {
 // ErrAccessRefused, as in RabbitMQ.
 func (q *Queue) Consume(c *Consumer) error {
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	defer q.unlock()
 	if q.closed {
 		return modelErr(ErrNotFound, "no %s", rs("queue", q.Vhost, q.Name))
 	}

@@ -28,7 +28,9 @@ func (b *Broker) queueDir(id QueueID) string {
 // to recover and is clean.
 func (b *Broker) newQueueRuntime(info QueueInfo, clean bool) (*Queue, error) {
 	if !info.Durable {
-		return newQueue(info, nil, nil, 0, b.opts.Now), nil
+		q := newQueue(info, nil, nil, 0, b.opts.Now)
+		q.onDead = b.deadLetter
+		return q, nil
 	}
 	store, msgs, err := openQueueStore(b.queueDir(info.ID), queueLogConfig(b.opts.LogDefaults), b.storageOptions(), b.opts.QueueMemoryBytes, clean)
 	if err != nil {
@@ -37,7 +39,9 @@ func (b *Broker) newQueueRuntime(info QueueInfo, clean bool) (*Queue, error) {
 	if len(msgs) > 0 {
 		b.logger.Info("queue recovered", "vhost", info.Vhost, "queue", info.Name, "messages", len(msgs))
 	}
-	return newQueue(info, store, msgs, b.opts.QueueMemoryBytes, b.opts.Now), nil
+	q := newQueue(info, store, msgs, b.opts.QueueMemoryBytes, b.opts.Now)
+	q.onDead = b.deadLetter
+	return q, nil
 }
 
 // queueChanges lists what a plan does to queue runtimes: those to create

@@ -154,8 +154,9 @@ func (q *Queue) dropExpiredHeadLocked(now int64) bool {
 	return true
 }
 
-// expireLocked forgets an expired message.
+// expireLocked forgets an expired message, dead-lettering it.
 func (q *Queue) expireLocked(m *queued) {
+	q.deadLetterLocked(m, deathExpired)
 	q.settledLocked(m)
 }
 
@@ -168,7 +169,7 @@ func (q *Queue) dropExpiredLocked(now int64) {
 // expire drops the expired messages at the head of the queue now.
 func (q *Queue) expire() {
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	defer q.unlock()
 	if !q.closed {
 		q.dropExpiredLocked(q.now().UnixMilli())
 	}
