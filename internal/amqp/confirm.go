@@ -2,6 +2,7 @@ package amqp
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	"github.com/wharfmq/wharf/internal/amqp/wire"
@@ -49,7 +50,7 @@ func (f *confirmer) add(seq uint64, res *broker.PublishResult, err error) {
 	if f.stopped {
 		return
 	}
-	if err == nil && !res.Durable() && len(f.queue) == 0 && !f.inflight {
+	if err == nil && !res.Durable() && res.Rejected == 0 && len(f.queue) == 0 && !f.inflight {
 		f.sendLocked(seq, true)
 		return
 	}
@@ -104,7 +105,11 @@ func (f *confirmer) run() {
 				pending = it.seq
 				continue
 			}
-			f.c.logger.Error("publish not durable; nacking", "channel", f.channel, "seq", it.seq, "err", errs[i])
+			if errors.Is(errs[i], broker.ErrQueueFull) {
+				f.c.logger.Debug("publish refused by a full queue; nacking", "channel", f.channel, "seq", it.seq, "err", errs[i])
+			} else {
+				f.c.logger.Error("publish not durable; nacking", "channel", f.channel, "seq", it.seq, "err", errs[i])
+			}
 			if pending != 0 {
 				f.sendLocked(pending, true)
 				pending = 0

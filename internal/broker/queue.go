@@ -39,6 +39,7 @@ type queued struct {
 	// expiresAt is when the message expires (TTL), in milliseconds since
 	// the Unix epoch; 0 means never.
 	expiresAt int64
+	bytes     int64 // the body's size, for x-max-length-bytes (0 if recovered paged out)
 	// pending is the log append of a stored message until it is known to
 	// be durable (then it is zero): the message is not delivered before.
 	pending storage.Pending
@@ -114,6 +115,12 @@ type Queue struct {
 	dlx    *dlxConfig
 	dead   []deadLetter
 	onDead func(*Queue, *dlxConfig, []deadLetter)
+
+	// Length limits (queue_limits.go): at most limits.messages ready
+	// messages and limits.bytes bytes of their bodies (readyBytes), -1 for
+	// no limit.
+	limits     lengthLimits
+	readyBytes int64
 }
 
 // newQueue builds a queue's delivery state; now is the clock its TTLs are
@@ -123,7 +130,7 @@ func newQueue(info QueueInfo, store *queueStore, recovered []*queued, memLimit i
 		now = time.Now
 	}
 	q := &Queue{Vhost: info.Vhost, Name: info.Name, ID: info.ID, Durable: info.Durable, AutoDelete: info.AutoDelete, store: store, memLimit: memLimit,
-		now: now, ttl: queueTTL(info.Arguments), dlx: queueDLX(info.Arguments)}
+		now: now, ttl: queueTTL(info.Arguments), dlx: queueDLX(info.Arguments), limits: queueLengthLimits(info.Arguments)}
 	recoveredAt := now().UnixMilli()
 	for _, m := range recovered {
 		q.seq++
@@ -133,6 +140,10 @@ func newQueue(info QueueInfo, store *queueStore, recovered []*queued, memLimit i
 			arrival = m.msg.Timestamp
 		}
 		m.expiresAt = q.expiryFor(m.msg, arrival)
+		if m.msg != nil {
+			m.bytes = int64(len(m.msg.Body))
+			q.readyBytes += m.bytes
+		}
 		if m.msg != nil {
 			q.resident += m.msg.size()
 		}
@@ -227,6 +238,7 @@ func (q *Queue) dropDiscardedLocked(cause error) {
 		m := q.ready.pop()
 		if _, discarded := q.durableLocked(m); discarded {
 			m.popped = true
+			q.readyBytes -= m.bytes
 			if m.msg != nil {
 				q.resident -= m.msg.size()
 			}
@@ -278,18 +290,20 @@ type Delivery struct {
 // appended to the queue's log first (batch is its encoding, see
 // encodeQueueRecord); the Pending tells when it is durable. A closed
 // (deleted) queue drops the message.
-func (q *Queue) enqueue(msg *Message, batch []byte) (storage.Pending, error) {
+func (q *Queue) enqueue(msg *Message, batch []byte) (p storage.Pending, rejected bool, err error) {
 	q.mu.Lock()
 	defer q.unlock()
 	if q.closed {
-		return storage.Pending{}, nil
+		return storage.Pending{}, false, nil
 	}
-	m := &queued{msg: msg, offset: -1, expiresAt: q.expiryFor(msg, q.now().UnixMilli())}
-	var p storage.Pending
+	m := &queued{msg: msg, offset: -1, expiresAt: q.expiryFor(msg, q.now().UnixMilli()), bytes: int64(len(msg.Body))}
+	if q.refuseLocked(m) {
+		return storage.Pending{}, true, nil
+	}
 	if q.store != nil && msg.Persistent {
 		off, pend, err := q.store.append(batch)
 		if err != nil {
-			return storage.Pending{}, err
+			return storage.Pending{}, false, err
 		}
 		m.offset, p = off, pend
 		done, err := pend.Poll()
@@ -304,12 +318,13 @@ func (q *Queue) enqueue(msg *Message, batch []byte) (storage.Pending, error) {
 			// Its fsync already failed (a failing disk answers at once):
 			// the append is discarded, so the message never joins the
 			// queue; the publisher learns it from p.
-			return p, nil
+			return p, false, nil
 		}
 	}
 	q.seq++
 	m.seq = q.seq
 	q.ready.push(m)
+	q.readyBytes += m.bytes
 	q.stats.in(1, len(msg.Body))
 	q.resident += msg.size()
 	if m.offset >= 0 && q.memLimit > 0 && q.resident > q.memLimit {
@@ -322,7 +337,8 @@ func (q *Queue) enqueue(msg *Message, batch []byte) (storage.Pending, error) {
 	q.dispatchLocked()
 	q.arriving = nil
 	q.dropExpiredLocked(q.now().UnixMilli())
-	return p, nil
+	q.dropOverLimitLocked()
+	return p, false, nil
 }
 
 func (q *Queue) readyLocked() int { return len(q.requeued) + q.ready.len() }
@@ -342,12 +358,14 @@ func (q *Queue) popLocked() *queued {
 			m = q.requeued[0]
 			q.requeued[0] = nil
 			q.requeued = q.requeued[1:]
+			q.readyBytes -= m.bytes
 		} else {
 			durable, discarded := q.durableLocked(q.ready.peek())
 			if !durable && !discarded {
 				return nil // awaitDurable dispatches it once it is durable
 			}
 			m = q.ready.pop()
+			q.readyBytes -= m.bytes
 			if m.msg != nil {
 				q.resident -= m.msg.size()
 			}
@@ -523,6 +541,7 @@ func (q *Queue) settle(ds []Delivery, requeue bool, deadReason string) {
 			return 0
 		})
 		q.requeued = slices.Insert(q.requeued, i, d.m)
+		q.readyBytes += d.m.bytes
 	}
 	if !q.closed {
 		q.dispatchLocked()
@@ -554,7 +573,7 @@ func (q *Queue) Purge() int {
 		m.popped = true
 		q.settledLocked(m)
 	}
-	q.resident, q.toPage = 0, nil
+	q.resident, q.toPage, q.readyBytes = 0, nil, 0
 	return n
 }
 

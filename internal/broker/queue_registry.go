@@ -255,8 +255,12 @@ func (b *Broker) CancelConsumer(ctx context.Context, q *Queue, c *Consumer) erro
 // PublishResult is what a publish did.
 type PublishResult struct {
 	// Routed is the number of queues the message went to.
-	Routed  int
-	pending []storage.Pending
+	Routed int
+	// Rejected is the number of those that refused it because they are
+	// full (x-overflow reject-publish or reject-publish-dlx): the
+	// publisher is to be nacked, and Wait returns ErrQueueFull.
+	Rejected int
+	pending  []storage.Pending
 }
 
 // Durable reports whether the message was written to at least one queue
@@ -266,6 +270,9 @@ func (r *PublishResult) Durable() bool { return len(r.pending) > 0 }
 // Wait returns once the message is durable in every durable queue it was
 // stored in (the group commit's fsync), or with why it never will be.
 func (r *PublishResult) Wait(ctx context.Context) error {
+	if r.Rejected > 0 {
+		return fmt.Errorf("%w: %d of %d queues refused the message", ErrQueueFull, r.Rejected, r.Routed)
+	}
 	for _, p := range r.pending {
 		if err := p.Wait(ctx); err != nil {
 			return err
@@ -348,9 +355,12 @@ func (b *Broker) enqueueAll(sc *publishScratch, msg *Message) (PublishResult, er
 		if q.store != nil && msg.Persistent && len(sc.batch) == 0 {
 			sc.batch = encodeQueueRecord(sc.batch, msg)
 		}
-		p, err := q.enqueue(msg, sc.batch)
+		p, rejected, err := q.enqueue(msg, sc.batch)
 		if err != nil {
 			return res, fmt.Errorf("storing a message in %s: %w", q, err)
+		}
+		if rejected {
+			res.Rejected++
 		}
 		if p != (storage.Pending{}) {
 			res.pending = append(res.pending, p)

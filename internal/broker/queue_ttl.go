@@ -131,27 +131,42 @@ func (q *Queue) expiredLocked(m *queued, now int64) bool {
 // dropExpiredHeadLocked drops the next ready message if it has expired,
 // reporting whether it did.
 func (q *Queue) dropExpiredHeadLocked(now int64) bool {
-	if len(q.requeued) > 0 {
-		m := q.requeued[0]
-		if !q.expiredLocked(m, now) {
-			return false
-		}
-		q.requeued[0] = nil
-		q.requeued = q.requeued[1:]
-		q.expireLocked(m)
-		return true
-	}
-	m := q.ready.peek()
+	m := q.headLocked()
 	if m == nil || !q.expiredLocked(m, now) {
 		return false
 	}
-	q.ready.pop()
-	if m.msg != nil {
-		q.resident -= m.msg.size()
-	}
-	m.popped = true
+	q.takeHeadLocked()
 	q.expireLocked(m)
 	return true
+}
+
+// headLocked returns the next ready message, nil if none.
+func (q *Queue) headLocked() *queued {
+	if len(q.requeued) > 0 {
+		return q.requeued[0]
+	}
+	return q.ready.peek()
+}
+
+// takeHeadLocked removes the next ready message from the ready list,
+// whether or not it is durable yet, and returns it; the caller settles it.
+func (q *Queue) takeHeadLocked() *queued {
+	var m *queued
+	if len(q.requeued) > 0 {
+		m = q.requeued[0]
+		q.requeued[0] = nil
+		q.requeued = q.requeued[1:]
+	} else {
+		if m = q.ready.pop(); m == nil {
+			return nil
+		}
+		if m.msg != nil {
+			q.resident -= m.msg.size()
+		}
+	}
+	m.popped = true
+	q.readyBytes -= m.bytes
+	return m
 }
 
 // expireLocked forgets an expired message, dead-lettering it.
