@@ -380,6 +380,12 @@ func (b *Broker) DeclareQueue(ctx context.Context, vhost, connID string, spec Qu
 		if err := assertQueueEquivalence(q, owner, durable, spec.AutoDelete, args); err != nil {
 			return QueueInfo{}, false, err
 		}
+		b.amqp.mu.RLock()
+		rt := b.queues.byID[q.def.ID]
+		b.amqp.mu.RUnlock()
+		if rt != nil {
+			rt.Touch() // a redeclaration renews an x-expires lease
+		}
 		return q.info(), false, nil
 	}
 	if _, err := checkNewQueue(vhost, name, durable, spec.Exclusive, spec.AutoDelete, args); err != nil {

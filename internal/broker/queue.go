@@ -121,6 +121,11 @@ type Queue struct {
 	// no limit.
 	limits     lengthLimits
 	readyBytes int64
+
+	// Expiry (queue_expiry.go): x-expires in milliseconds, -1 for none,
+	// and when the queue was last used.
+	expires  int64
+	lastUsed int64
 }
 
 // newQueue builds a queue's delivery state; now is the clock its TTLs are
@@ -130,7 +135,8 @@ func newQueue(info QueueInfo, store *queueStore, recovered []*queued, memLimit i
 		now = time.Now
 	}
 	q := &Queue{Vhost: info.Vhost, Name: info.Name, ID: info.ID, Durable: info.Durable, AutoDelete: info.AutoDelete, store: store, memLimit: memLimit,
-		now: now, ttl: queueTTL(info.Arguments), dlx: queueDLX(info.Arguments), limits: queueLengthLimits(info.Arguments)}
+		now: now, ttl: queueTTL(info.Arguments), dlx: queueDLX(info.Arguments), limits: queueLengthLimits(info.Arguments),
+		expires: queueExpires(info.Arguments), lastUsed: now().UnixMilli()}
 	recoveredAt := now().UnixMilli()
 	for _, m := range recovered {
 		q.seq++
@@ -467,6 +473,7 @@ func (q *Queue) settledLocked(m *queued) {
 func (q *Queue) Get(ctx context.Context, noAck bool) (Delivery, bool) {
 	q.mu.Lock()
 	defer q.unlock()
+	q.touchLocked()
 	for {
 		if q.closed || q.readyLocked() == 0 {
 			return Delivery{}, false

@@ -137,6 +137,7 @@ func (q *Queue) Consume(c *Consumer) error {
 	q.exclusive = c.Exclusive
 	q.consumers = append(q.consumers, c)
 	q.hadConsumer = true
+	q.touchLocked()
 	q.dispatchLocked()
 	return nil
 }
@@ -156,6 +157,7 @@ func (q *Queue) Cancel(c *Consumer) (unused bool) {
 			if c.Exclusive {
 				q.exclusive = false
 			}
+			q.touchLocked()
 			break
 		}
 	}

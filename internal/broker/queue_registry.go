@@ -180,6 +180,9 @@ func (b *Broker) queueFlusher(every time.Duration) {
 		case <-t.C:
 			b.FlushQueues()
 			b.ExpireMessages()
+			if err := b.ExpireQueues(context.Background()); err != nil {
+				b.logger.Warn("deleting expired queues", "err", err)
+			}
 		}
 	}
 }
