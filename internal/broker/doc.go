@@ -46,6 +46,10 @@
 //   - A persistent message in a durable queue is delivered (to a consumer
 //     or basic.get) only once its append to the queue's log is durable; a
 //     message whose fsync failed is never delivered and never settled.
+//   - Queue TTLs, length limits and x-expires are measured on Options.Now.
+//     A queue publishes dead letters (queue_deadletter.go) only after
+//     releasing its own lock, never under it, so a dead letter may route
+//     back to the same queue.
 //
 // # Lock order
 //
