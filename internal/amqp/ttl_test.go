@@ -151,14 +151,24 @@ func TestAMQPMessageTTLRequeue(t *testing.T) {
 }
 
 // TestAMQPMessageTTLZero: x-message-ttl 0 delivers to a consumer that can
-// take the message as it arrives and drops it otherwise.
+// take the message as it arrives (for a persistent message in a durable
+// queue: as soon as it is durable) and drops it otherwise.
 func TestAMQPMessageTTLZero(t *testing.T) {
+	for _, durable := range []bool{false, true} {
+		t.Run(map[bool]string{false: "transient", true: "durable"}[durable], func(t *testing.T) {
+			testMessageTTLZero(t, durable)
+		})
+	}
+}
+
+func testMessageTTLZero(t *testing.T, durable bool) {
 	ts, _ := startClockServer(t, Options{})
 	ch := confirmedChannel(t, ts)
-	if _, err := ch.QueueDeclare("now", false, false, false, false, amqp091.Table{"x-message-ttl": int64(0)}); err != nil {
+	if _, err := ch.QueueDeclare("now", durable, false, false, false, amqp091.Table{"x-message-ttl": int64(0)}); err != nil {
 		t.Fatal(err)
 	}
-	publishConfirmed(t, ch, "now", amqp091.Publishing{Body: []byte("nobody")})
+	mode := map[bool]uint8{false: amqp091.Transient, true: amqp091.Persistent}[durable]
+	publishConfirmed(t, ch, "now", amqp091.Publishing{Body: []byte("nobody"), DeliveryMode: mode})
 	if n := queueCount(t, ch, "now"); n != 0 {
 		t.Fatalf("%d messages with no consumer, want 0", n)
 	}
@@ -173,13 +183,13 @@ func TestAMQPMessageTTLZero(t *testing.T) {
 	// The channel handles its methods in order: once this is answered
 	// the consumer is started.
 	queueCount(t, cch, "now")
-	publishConfirmed(t, ch, "now", amqp091.Publishing{Body: []byte("taken")})
-	publishConfirmed(t, ch, "now", amqp091.Publishing{Body: []byte("over-prefetch")})
+	publishConfirmed(t, ch, "now", amqp091.Publishing{Body: []byte("taken"), DeliveryMode: mode})
 	select {
 	case d := <-deliveries:
 		if string(d.Body) != "taken" {
 			t.Fatalf("delivered %q, want taken", d.Body)
 		}
+		publishConfirmed(t, ch, "now", amqp091.Publishing{Body: []byte("over-prefetch"), DeliveryMode: mode})
 		if n := queueCount(t, ch, "now"); n != 0 {
 			t.Fatalf("%d messages left, want 0 (the one over the prefetch expired)", n)
 		}
@@ -192,7 +202,7 @@ func TestAMQPMessageTTLZero(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("no delivery within 30s")
 	}
-	publishConfirmed(t, ch, "now", amqp091.Publishing{Body: []byte("after-ack")})
+	publishConfirmed(t, ch, "now", amqp091.Publishing{Body: []byte("after-ack"), DeliveryMode: mode})
 	select {
 	case d := <-deliveries:
 		if string(d.Body) != "after-ack" {

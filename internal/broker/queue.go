@@ -40,6 +40,7 @@ type queued struct {
 	// the Unix epoch; 0 means never.
 	expiresAt int64
 	bytes     int64 // the body's size, for x-max-length-bytes (0 if recovered paged out)
+	graceTTL  bool  // arrived already expired (TTL 0): see expiredLocked
 	// pending is the log append of a stored message until it is known to
 	// be durable (then it is zero): the message is not delivered before.
 	pending storage.Pending
@@ -102,12 +103,9 @@ type Queue struct {
 	stats flowCounters
 
 	// Expiry (queue_ttl.go): now is the broker's clock; ttl is the
-	// queue's x-message-ttl in milliseconds, -1 for none; arriving is the
-	// message being enqueued, which may go to a consumer even if its TTL
-	// is already over (x-message-ttl 0: deliver now or expire).
-	now      func() time.Time
-	ttl      int64
-	arriving *queued
+	// queue's x-message-ttl in milliseconds, -1 for none.
+	now func() time.Time
+	ttl int64
 
 	// Dead-lettering (queue_deadletter.go): dlx is the queue's dead-letter
 	// exchange, nil for none; dead collects, under mu, the messages to
@@ -228,6 +226,7 @@ func (q *Queue) awaitDurable() {
 		}
 		q.settleLateLocked()
 		q.dispatchLocked()
+		q.dropExpiredAfterDurableLocked(q.now().UnixMilli())
 		if q.lastPending == p {
 			q.awaiting, q.lastPending = false, storage.Pending{}
 			return
@@ -302,7 +301,9 @@ func (q *Queue) enqueue(msg *Message, batch []byte) (p storage.Pending, rejected
 	if q.closed {
 		return storage.Pending{}, false, nil
 	}
-	m := &queued{msg: msg, offset: -1, expiresAt: q.expiryFor(msg, q.now().UnixMilli()), bytes: int64(len(msg.Body))}
+	now := q.now().UnixMilli()
+	m := &queued{msg: msg, offset: -1, expiresAt: q.expiryFor(msg, now), bytes: int64(len(msg.Body))}
+	m.graceTTL = m.expiresAt != 0 && m.expiresAt <= now
 	if q.refuseLocked(m) {
 		return storage.Pending{}, true, nil
 	}
@@ -339,10 +340,8 @@ func (q *Queue) enqueue(msg *Message, batch []byte) (p storage.Pending, rejected
 			q.pageOutLocked()
 		}
 	}
-	q.arriving = m
 	q.dispatchLocked()
-	q.arriving = nil
-	q.dropExpiredLocked(q.now().UnixMilli())
+	q.dropExpiredLocked(now)
 	q.dropOverLimitLocked()
 	return p, false, nil
 }
@@ -356,7 +355,7 @@ func (q *Queue) readyLocked() int { return len(q.requeued) + q.ready.len() }
 func (q *Queue) popLocked() *queued {
 	now := q.now().UnixMilli()
 	for q.readyLocked() > 0 {
-		if q.dropExpiredHeadLocked(now) {
+		if q.dropExpiredHeadLocked(now, true, false) {
 			continue
 		}
 		var m *queued

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+
+	"github.com/wharfmq/wharf/internal/storage"
 )
 
 // Message and queue TTL, with RabbitMQ's semantics: a message's expiry is
@@ -123,16 +125,38 @@ func (q *Queue) expiryFor(msg *Message, arrival int64) int64 {
 	return max(1, arrival+ttl)
 }
 
-// expiredLocked reports whether m has expired at now (ms).
-func (q *Queue) expiredLocked(m *queued, now int64) bool {
-	return m.expiresAt != 0 && m.expiresAt <= now && m != q.arriving
+// expiredLocked reports whether m has expired at now (ms). A message
+// that arrived with no time to live (graceTTL, x-message-ttl 0) has one
+// chance to be delivered: as it arrives, or, if it is stored, when
+// awaitDurable dispatches it once its append is durable (it cannot go out
+// before). So it does not expire when offered (a consumer or basic.get is
+// taking the next message), nor while its append is pending unless
+// settle says the dispatch that follows durability is done.
+func (q *Queue) expiredLocked(m *queued, now int64, offered, settle bool) bool {
+	if m.expiresAt == 0 || m.expiresAt > now {
+		return false
+	}
+	if m.graceTTL {
+		if offered {
+			return false
+		}
+		if m.pending != (storage.Pending{}) {
+			if !settle {
+				return false
+			}
+			if durable, discarded := q.durableLocked(m); !durable && !discarded {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // dropExpiredHeadLocked drops the next ready message if it has expired,
-// reporting whether it did.
-func (q *Queue) dropExpiredHeadLocked(now int64) bool {
+// reporting whether it did (see expiredLocked for offered and settle).
+func (q *Queue) dropExpiredHeadLocked(now int64, offered, settle bool) bool {
 	m := q.headLocked()
-	if m == nil || !q.expiredLocked(m, now) {
+	if m == nil || !q.expiredLocked(m, now, offered, settle) {
 		return false
 	}
 	q.takeHeadLocked()
@@ -177,7 +201,15 @@ func (q *Queue) expireLocked(m *queued) {
 
 // dropExpiredLocked drops the expired messages at the head of the queue.
 func (q *Queue) dropExpiredLocked(now int64) {
-	for q.dropExpiredHeadLocked(now) {
+	for q.dropExpiredHeadLocked(now, false, false) {
+	}
+}
+
+// dropExpiredAfterDurableLocked is dropExpiredLocked once awaitDurable has
+// dispatched what became durable: messages with no time to live that no
+// consumer took go too.
+func (q *Queue) dropExpiredAfterDurableLocked(now int64) {
+	for q.dropExpiredHeadLocked(now, false, true) {
 	}
 }
 
