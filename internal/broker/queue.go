@@ -41,6 +41,9 @@ type queued struct {
 	expiresAt int64
 	bytes     int64 // the body's size, for x-max-length-bytes (0 if recovered paged out)
 	graceTTL  bool  // arrived already expired (TTL 0): see expiredLocked
+	// expiryUnknown: recovered paged out, so its expiry (and size) are
+	// known once it is read back.
+	expiryUnknown bool
 	// pending is the log append of a stored message until it is known to
 	// be durable (then it is zero): the message is not delivered before.
 	pending storage.Pending
@@ -139,14 +142,12 @@ func newQueue(info QueueInfo, store *queueStore, recovered []*queued, memLimit i
 	for _, m := range recovered {
 		q.seq++
 		m.seq = q.seq
-		arrival := recoveredAt
-		if m.msg != nil && m.msg.Timestamp > 0 {
-			arrival = m.msg.Timestamp
-		}
-		m.expiresAt = q.expiryFor(m.msg, arrival)
 		if m.msg != nil {
+			q.recoveredExpiry(m, recoveredAt)
 			m.bytes = int64(len(m.msg.Body))
 			q.readyBytes += m.bytes
+		} else {
+			m.expiryUnknown = true // learnt when it reaches the head (resolveHeadLocked)
 		}
 		if m.msg != nil {
 			q.resident += m.msg.size()

@@ -152,11 +152,43 @@ func (q *Queue) expiredLocked(m *queued, now int64, offered, settle bool) bool {
 	return true
 }
 
+// recoveredExpiry sets the expiry of a message recovered from the log:
+// from when it was published (its timestamp), as it was before the
+// restart, or from recoveredAt if it has none.
+func (q *Queue) recoveredExpiry(m *queued, recoveredAt int64) {
+	arrival := recoveredAt
+	if m.msg.Timestamp > 0 {
+		arrival = m.msg.Timestamp
+	}
+	m.expiresAt = q.expiryFor(m.msg, arrival)
+}
+
+// resolveHeadLocked reads back a recovered paged-out message at the head
+// when its expiry is unknown (it may carry an expiration), so that it
+// expires as it would have without the restart. false means it could not
+// be read back; popLocked then drops it.
+func (q *Queue) resolveHeadLocked(m *queued) bool {
+	if !m.expiryUnknown || q.store == nil {
+		return true
+	}
+	msg, err := q.store.load(m.offset)
+	if err != nil {
+		return false
+	}
+	m.expiryUnknown = false
+	m.msg = msg
+	q.resident += msg.size()
+	m.bytes = int64(len(msg.Body))
+	q.readyBytes += m.bytes
+	q.recoveredExpiry(m, q.now().UnixMilli())
+	return true
+}
+
 // dropExpiredHeadLocked drops the next ready message if it has expired,
 // reporting whether it did (see expiredLocked for offered and settle).
 func (q *Queue) dropExpiredHeadLocked(now int64, offered, settle bool) bool {
 	m := q.headLocked()
-	if m == nil || !q.expiredLocked(m, now, offered, settle) {
+	if m == nil || !q.resolveHeadLocked(m) || !q.expiredLocked(m, now, offered, settle) {
 		return false
 	}
 	q.takeHeadLocked()

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"fmt"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -141,5 +142,42 @@ func TestQueueTTLSweep(t *testing.T) {
 	q.mu.Unlock()
 	if n != 1 {
 		t.Fatalf("%d ready after the sweep, want 1", n)
+	}
+}
+
+// TestQueueTTLAcrossRestart: a recovered message expires when it would
+// have without the restart (from its publish time, with its own
+// expiration), whether recovered into memory or paged out.
+func TestQueueTTLAcrossRestart(t *testing.T) {
+	for _, memLimit := range []int64{-1, 1} {
+		t.Run(fmt.Sprintf("memory-limit-%d", memLimit), func(t *testing.T) {
+			c := newTestClock()
+			dir := t.TempDir()
+			open := func() *Broker {
+				b, err := Open(Options{DataDir: dir, LogDefaults: storage.DefaultLogConfig(), Now: c.now, QueueMemoryBytes: memLimit})
+				if err != nil {
+					t.Fatalf("open broker: %v", err)
+				}
+				return b
+			}
+			b := open()
+			mustDeclareQueue(t, b, DefaultVhost, "c1", QueueSpec{Name: "q", Durable: true, Arguments: Table{"x-message-ttl": int32(5000)}})
+			ttlPublish(t, b, c, "q", "own", "1000", true)
+			ttlPublish(t, b, c, "q", "queue", "", true)
+			c.advance(600)
+			if err := b.Close(); err != nil {
+				t.Fatal(err)
+			}
+			b = open()
+			defer b.Close()
+			q := qtQueue(t, b, "q")
+			qtCounts(t, q, 2, 0)
+			c.advance(400) // "own" is 1000 ms old
+			qtCounts(t, q, 1, 0)
+			c.advance(3999)
+			qtCounts(t, q, 1, 0)
+			c.advance(1) // "queue" is 5000 ms old
+			qtCounts(t, q, 0, 0)
+		})
 	}
 }
