@@ -1,0 +1,444 @@
+package server
+
+// Tests of docs/protocol-mapping.md: each test sends one message with every
+// field the mapping table lists over one protocol and reads it back over
+// the others, over real sockets against a running server.
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"math"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/coder/websocket"
+	amqp091 "github.com/rabbitmq/amqp091-go"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	wharfv1 "github.com/wharfmq/wharf/internal/gateway/grpcapi/gen/wharf/v1"
+)
+
+// canonicalJSON re-encodes a JSON text with sorted keys and numbers as
+// written, so two texts compare equal when they hold the same values.
+func canonicalJSON(t *testing.T, raw []byte) string {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		t.Fatalf("decoding %s: %v", raw, err)
+	}
+	out, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
+}
+
+// sameJSON fails unless got (a decoded value or raw JSON) holds the values
+// of the JSON text want.
+func sameJSON(t *testing.T, where string, got any, want string) {
+	t.Helper()
+	raw, ok := got.(json.RawMessage)
+	if !ok {
+		var err error
+		if raw, err = json.Marshal(got); err != nil {
+			t.Fatalf("%s: encoding %v: %v", where, got, err)
+		}
+	}
+	if g, w := canonicalJSON(t, raw), canonicalJSON(t, []byte(want)); g != w {
+		t.Errorf("%s:\n got %s\nwant %s", where, g, w)
+	}
+}
+
+// restRaw sends a JSON request as guest and returns the status and the raw
+// answer.
+func restRaw(t *testing.T, method, url string, body any) (int, []byte) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth("guest", "guest")
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, raw
+}
+
+// wsReadRaw reads the next frame of a type, as raw JSON fields.
+func wsReadType(t *testing.T, ctx context.Context, c *websocket.Conn, typ string) map[string]json.RawMessage {
+	t.Helper()
+	for {
+		_, data, err := c.Read(ctx)
+		if err != nil {
+			t.Fatalf("websocket read: %v", err)
+		}
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(data, &m); err != nil {
+			t.Fatalf("frame %q: %v", data, err)
+		}
+		var got string
+		_ = json.Unmarshal(m["type"], &got)
+		if got == typ {
+			return m
+		}
+		if got == "error" {
+			t.Fatalf("websocket error frame %s", data)
+		}
+	}
+}
+
+// mappingHeaders is an AMQP header table with a value of every field type.
+func mappingHeaders() amqp091.Table {
+	return amqp091.Table{
+		"str":     "text",
+		"int8":    int8(-8),
+		"uint8":   uint8(200),
+		"int16":   int16(-300),
+		"uint16":  uint16(60000),
+		"int32":   int32(-70000),
+		"uint32":  uint32(4000000000),
+		"int64":   int64(1<<60 + 1),
+		"float32": float32(1.5),
+		"float64": 2.25,
+		"whole":   3.0,
+		"nan":     math.NaN(),
+		"inf":     math.Inf(1),
+		"neginf":  math.Inf(-1),
+		"decimal": amqp091.Decimal{Scale: 2, Value: 1234},
+		"bytes":   []byte{0, 1, 0xff},
+		"time":    time.Unix(1700000000, 0),
+		"bool":    true,
+		"void":    nil,
+		"table":   amqp091.Table{"a": int32(1), "b": amqp091.Table{"c": "d"}},
+		"array":   []any{"x", int32(2), []byte("y"), amqp091.Table{"e": false}},
+	}
+}
+
+// mappingHeadersJSON is what mappingHeaders become on the JSON faces.
+const mappingHeadersJSON = `{
+	"str": "text", "int8": -8, "uint8": 200, "int16": -300, "uint16": 60000,
+	"int32": -70000, "uint32": 4000000000, "int64": 1152921504606846977,
+	"float32": 1.5, "float64": 2.25, "whole": 3,
+	"nan": "NaN", "inf": "Infinity", "neginf": "-Infinity",
+	"decimal": "12.34", "bytes": "AAH/", "time": 1700000000, "bool": true, "void": null,
+	"table": {"a": 1, "b": {"c": "d"}}, "array": ["x", 2, "eQ==", {"e": false}]
+}`
+
+// mappingPublishing is an AMQP message with every basic property set.
+func mappingPublishing(body string) amqp091.Publishing {
+	return amqp091.Publishing{
+		ContentType: "application/json", ContentEncoding: "gzip", Headers: mappingHeaders(),
+		DeliveryMode: 2, Priority: 7, CorrelationId: "corr-1", ReplyTo: "replies", Expiration: "60000",
+		MessageId: "msg-1", Timestamp: time.Unix(1700000001, 0), Type: "order.created", UserId: "guest",
+		AppId: "mapping-test", Body: []byte(body),
+	}
+}
+
+// mappingPropsJSON is mappingPublishing's properties on the JSON faces,
+// headers aside.
+const mappingPropsJSON = `{
+	"content_type": "application/json", "content_encoding": "gzip", "delivery_mode": 2, "priority": 7,
+	"correlation_id": "corr-1", "reply_to": "replies", "expiration": "60000", "message_id": "msg-1",
+	"timestamp": 1700000001, "type": "order.created", "user_id": "guest", "app_id": "mapping-test"
+}`
+
+func mappingChannel(t *testing.T, amqpAddr string) *amqp091.Channel {
+	t.Helper()
+	ac, err := amqp091.Dial("amqp://guest:guest@" + amqpAddr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ac.Close() })
+	ch, err := ac.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	return ch
+}
+
+// publishConfirmed publishes and waits for the broker's confirm.
+func publishConfirmed(t *testing.T, ctx context.Context, ch *amqp091.Channel, exchange, key string, p amqp091.Publishing) {
+	t.Helper()
+	dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, exchange, key, false, false, p)
+	if err != nil {
+		t.Fatalf("amqp publish: %v", err)
+	}
+	if ok, err := dc.WaitContext(ctx); err != nil || !ok {
+		t.Fatalf("amqp publish confirm: %v %v", ok, err)
+	}
+}
+
+// TestMappingAMQPToGateway: a message published over AMQP with every
+// property and a header of every field type, through a direct exchange,
+// read over a WebSocket queue subscription, a REST get and a gRPC queue
+// subscription. Rows "AMQP → WebSocket" and "AMQP → REST/gRPC".
+func TestMappingAMQPToGateway(t *testing.T) {
+	httpAddr, _, amqpAddr := runningServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ch := mappingChannel(t, amqpAddr)
+	if err := ch.ExchangeDeclare("map.x", "direct", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"map-ws", "map-rest", "map-grpc"} {
+		if _, err := ch.QueueDeclare(q, true, false, false, false, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := ch.QueueBind(q, "rk."+q, "map.x", false, nil); err != nil {
+			t.Fatal(err)
+		}
+		publishConfirmed(t, ctx, ch, "map.x", "rk."+q, mappingPublishing("body of "+q))
+	}
+	wantProps := func(headers string) string {
+		return strings.TrimSuffix(strings.TrimSpace(mappingPropsJSON), "}") + `, "headers": ` + headers + `}`
+	}
+
+	// WebSocket: the delivery frame, and a second delivery after a nack
+	// with requeue, which is marked redelivered.
+	ws := wsDial(t, ctx, httpAddr)
+	wsWrite(t, ctx, ws, map[string]any{"type": "subscribe", "id": "q", "queue": "map-ws", "prefetch": 1})
+	d := wsReadType(t, ctx, ws, "delivery")
+	sameJSON(t, "websocket properties", d["properties"], wantProps(mappingHeadersJSON))
+	sameJSON(t, "websocket envelope", map[string]json.RawMessage{"exchange": d["exchange"], "routing_key": d["routing_key"],
+		"redelivered": d["redelivered"], "body": d["body"], "queue": d["queue"]},
+		`{"exchange": "map.x", "routing_key": "rk.map-ws", "redelivered": false, "body": "body of map-ws", "queue": "map-ws"}`)
+	var tag uint64
+	if err := json.Unmarshal(d["tag"], &tag); err != nil {
+		t.Fatal(err)
+	}
+	wsWrite(t, ctx, ws, map[string]any{"type": "nack", "sub": d["sub"], "tag": tag, "requeue": true})
+	d = wsReadType(t, ctx, ws, "delivery")
+	sameJSON(t, "websocket redelivery", d["redelivered"], `true`)
+
+	// REST get: ack_requeue_true puts the message back redelivered, so a
+	// second get sees the flag.
+	url := "http://" + httpAddr + "/api/v1/vhosts/%2F/queues/map-rest/get"
+	for i, want := range []string{"false", "true"} {
+		mode := "ack_requeue_true"
+		if i == 1 {
+			mode = "ack_requeue_false"
+		}
+		status, raw := restRaw(t, http.MethodPost, url, map[string]any{"count": 1, "ackmode": mode})
+		if status != http.StatusOK {
+			t.Fatalf("rest get: %d %s", status, raw)
+		}
+		var ans struct {
+			Messages []map[string]json.RawMessage `json:"messages"`
+		}
+		if err := json.Unmarshal(raw, &ans); err != nil || len(ans.Messages) != 1 {
+			t.Fatalf("rest get answer %s: %v", raw, err)
+		}
+		m := ans.Messages[0]
+		sameJSON(t, "rest properties", m["properties"], wantProps(mappingHeadersJSON))
+		sameJSON(t, "rest envelope", map[string]json.RawMessage{"exchange": m["exchange"], "routing_key": m["routing_key"],
+			"redelivered": m["redelivered"], "body": m["body"]},
+			`{"exchange": "map.x", "routing_key": "rk.map-rest", "redelivered": `+want+`, "body": "body of map-rest"}`)
+	}
+
+	// gRPC: headers are a google.protobuf.Struct, whose numbers are
+	// doubles: the 64-bit integer 2^60+1 loses its low bits and is the
+	// double 2^60, which encoding/json writes as 1152921504606847000.
+	grpcHeaders := strings.Replace(mappingHeadersJSON, "1152921504606846977", "1152921504606847000", 1)
+	st := grpcMessaging(httpAddr).SubscribeQueue(ctx)
+	if err := st.Send(&wharfv1.SubscribeQueueRequest{Request: &wharfv1.SubscribeQueueRequest_Subscribe{
+		Subscribe: &wharfv1.QueueSubscription{Queue: "map-grpc", Prefetch: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	var gd *wharfv1.Delivery
+	for gd == nil {
+		resp, err := st.Receive()
+		if err != nil {
+			t.Fatalf("grpc subscribe queue: %v", err)
+		}
+		gd = resp.GetDelivery()
+	}
+	_ = st.CloseRequest()
+	gp := gd.GetProperties()
+	if got := gp.GetHeaders().GetFields()["int64"].GetNumberValue(); got != float64(1<<60) {
+		t.Errorf("grpc int64 header %v, want the double 2^60", got)
+	}
+	gotProps := map[string]any{
+		"content_type": gp.GetContentType(), "content_encoding": gp.GetContentEncoding(), "delivery_mode": gp.GetDeliveryMode(),
+		"priority": gp.GetPriority(), "correlation_id": gp.GetCorrelationId(), "reply_to": gp.GetReplyTo(),
+		"expiration": gp.GetExpiration(), "message_id": gp.GetMessageId(), "timestamp": gp.GetTimestamp(),
+		"type": gp.GetType(), "user_id": gp.GetUserId(), "app_id": gp.GetAppId(), "headers": gp.GetHeaders().AsMap(),
+	}
+	sameJSON(t, "grpc properties", gotProps, wantProps(grpcHeaders))
+	if gd.GetExchange() != "map.x" || gd.GetRoutingKey() != "rk.map-grpc" || gd.GetRedelivered() || string(gd.GetBody()) != "body of map-grpc" || gd.GetQueue() != "map-grpc" {
+		t.Errorf("grpc delivery %v", gd)
+	}
+}
+
+// mappingHeadersIn are JSON headers with a value of every JSON type.
+const mappingHeadersIn = `{
+	"str": "text", "int": 42, "neg": -7, "big": 9007199254740993, "float": 1.25, "whole_float": 2.0,
+	"exp": 1e3, "bool": false, "null": null, "object": {"a": [1, "b"]}, "array": [true, 1.5, {"c": null}]
+}`
+
+// TestMappingGatewayToAMQP: messages published over WebSocket, REST and
+// gRPC into an exchange with every property set and JSON headers of every
+// type, consumed over AMQP. Rows "WebSocket → AMQP" and "REST/gRPC →
+// AMQP".
+func TestMappingGatewayToAMQP(t *testing.T) {
+	httpAddr, _, amqpAddr := runningServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ch := mappingChannel(t, amqpAddr)
+	if err := ch.ExchangeDeclare("map.in", "topic", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.QueueDeclare("map-in", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.QueueBind("map-in", "from.#", "map.in", false, nil); err != nil {
+		t.Fatal(err)
+	}
+	var props map[string]any
+	dec := json.NewDecoder(strings.NewReader(strings.TrimSuffix(strings.TrimSpace(mappingPropsJSON), "}") + `, "headers": ` + mappingHeadersIn + `}`))
+	dec.UseNumber()
+	if err := dec.Decode(&props); err != nil {
+		t.Fatal(err)
+	}
+
+	// WebSocket publish.
+	ws := wsDial(t, ctx, httpAddr)
+	wsWrite(t, ctx, ws, map[string]any{"type": "publish", "id": "p", "exchange": "map.in", "routing_key": "from.ws",
+		"properties": props, "body": "ws body"})
+	if ok := wsReadType(t, ctx, ws, "ok"); string(ok["routed"]) != "1" {
+		t.Fatalf("websocket publish: %v", ok)
+	}
+	// REST publish, the body in base64.
+	status, raw := restRaw(t, http.MethodPost, "http://"+httpAddr+"/api/v1/vhosts/%2F/exchanges/map.in/publish",
+		map[string]any{"routing_key": "from.rest", "properties": props, "body_b64": base64.StdEncoding.EncodeToString([]byte{0, 0xfe})})
+	if status != http.StatusOK {
+		t.Fatalf("rest publish: %d %s", status, raw)
+	}
+	// gRPC publish: headers are a Struct, numbers doubles.
+	hs := map[string]any{}
+	if err := json.Unmarshal([]byte(mappingHeadersIn), &hs); err != nil {
+		t.Fatal(err)
+	}
+	gh, err := structpb.NewStruct(hs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = grpcMessaging(httpAddr).Publish(ctx, connect.NewRequest(&wharfv1.PublishRequest{Exchange: "map.in", RoutingKey: "from.grpc",
+		Body: []byte("grpc body"), Properties: &wharfv1.Properties{
+			ContentType: "application/json", ContentEncoding: "gzip", DeliveryMode: 2, Priority: 7, CorrelationId: "corr-1",
+			ReplyTo: "replies", Expiration: "60000", MessageId: "msg-1", Timestamp: 1700000001, Type: "order.created",
+			UserId: "guest", AppId: "mapping-test", Headers: gh,
+		}}))
+	if err != nil {
+		t.Fatalf("grpc publish: %v", err)
+	}
+
+	msgs, err := ch.Consume("map-in", "", false, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantHeaders := func(big, wholeFloat, exp any) amqp091.Table {
+		return amqp091.Table{
+			"str": "text", "int": int64(42), "neg": int64(-7), "big": big, "float": 1.25, "whole_float": wholeFloat,
+			"exp": exp, "bool": false, "null": nil, "object": amqp091.Table{"a": []any{int64(1), "b"}},
+			"array": []any{true, 1.5, amqp091.Table{"c": nil}},
+		}
+	}
+	for _, want := range []struct {
+		key     string
+		body    []byte
+		headers amqp091.Table
+	}{
+		// The JSON faces read numbers as written: an integer literal
+		// is a long-long-int, exactly; 2.0 and 1e3 are doubles.
+		{"from.ws", []byte("ws body"), wantHeaders(int64(9007199254740993), 2.0, 1000.0)},
+		{"from.rest", []byte{0, 0xfe}, wantHeaders(int64(9007199254740993), 2.0, 1000.0)},
+		// A Struct holds doubles: a whole double below 2^53 becomes a
+		// long-long-int; 2^53+1 is the double 2^53 by then, which is
+		// not below 2^53 and stays a double.
+		{"from.grpc", []byte("grpc body"), wantHeaders(float64(9007199254740992), int64(2), int64(1000))},
+	} {
+		var m amqp091.Delivery
+		select {
+		case m = <-msgs:
+		case <-ctx.Done():
+			t.Fatalf("no message %s reached the amqp consumer", want.key)
+		}
+		if m.RoutingKey != want.key || m.Exchange != "map.in" || m.Redelivered || !bytes.Equal(m.Body, want.body) {
+			t.Errorf("%s: envelope %q %q %v body %q", want.key, m.Exchange, m.RoutingKey, m.Redelivered, m.Body)
+		}
+		if m.ContentType != "application/json" || m.ContentEncoding != "gzip" || m.DeliveryMode != 2 || m.Priority != 7 ||
+			m.CorrelationId != "corr-1" || m.ReplyTo != "replies" || m.Expiration != "60000" || m.MessageId != "msg-1" ||
+			!m.Timestamp.Equal(time.Unix(1700000001, 0)) || m.Type != "order.created" || m.UserId != "guest" || m.AppId != "mapping-test" {
+			t.Errorf("%s: properties %+v", want.key, m)
+		}
+		if !tablesEqual(m.Headers, want.headers) {
+			t.Errorf("%s: headers\n got %#v\nwant %#v", want.key, m.Headers, want.headers)
+		}
+		if err := m.Ack(false); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// tablesEqual compares AMQP tables value by value with their Go types.
+func tablesEqual(a, b amqp091.Table) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		w, ok := b[k]
+		if !ok || !valuesEqual(v, w) {
+			return false
+		}
+	}
+	return true
+}
+
+func valuesEqual(a, b any) bool {
+	switch x := a.(type) {
+	case amqp091.Table:
+		y, ok := b.(amqp091.Table)
+		return ok && tablesEqual(x, y)
+	case []any:
+		y, ok := b.([]any)
+		if !ok || len(x) != len(y) {
+			return false
+		}
+		for i := range x {
+			if !valuesEqual(x[i], y[i]) {
+				return false
+			}
+		}
+		return true
+	case []byte:
+		y, ok := b.([]byte)
+		return ok && bytes.Equal(x, y)
+	}
+	return a == b
+}
