@@ -19,6 +19,8 @@ import (
 	"connectrpc.com/connect"
 	"github.com/coder/websocket"
 	amqp091 "github.com/rabbitmq/amqp091-go"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	wharfv1 "github.com/wharfmq/wharf/internal/gateway/grpcapi/gen/wharf/v1"
@@ -441,4 +443,191 @@ func valuesEqual(a, b any) bool {
 		return ok && bytes.Equal(x, y)
 	}
 	return a == b
+}
+
+// mappingRecords are Kafka records covering every record row: a null key,
+// a binary key, an empty key; text, binary, empty and null values; header
+// values null, empty, binary and text, repeated header keys, in order; and
+// timestamps set by the producer.
+func mappingRecords(topic string) []*kgo.Record {
+	return []*kgo.Record{
+		{Topic: topic, Partition: 1, Value: []byte("v1"), Timestamp: time.UnixMilli(1700000000123), Headers: []kgo.RecordHeader{
+			{Key: "h-null"}, {Key: "h-empty", Value: []byte{}}, {Key: "h-bin", Value: []byte{0xff, 0}},
+			{Key: "h-text", Value: []byte("t")}, {Key: "dup", Value: []byte("1")}, {Key: "dup", Value: []byte("2")},
+		}},
+		{Topic: topic, Partition: 1, Key: []byte{0xff, 0}, Timestamp: time.UnixMilli(1700000000124)},
+		{Topic: topic, Partition: 1, Key: []byte{}, Value: []byte{}, Timestamp: time.UnixMilli(1700000000125)},
+		{Topic: topic, Partition: 1, Key: []byte("k"), Value: []byte{0, 0xfe}, Timestamp: time.UnixMilli(1700000000126)},
+	}
+}
+
+// mappingRecordsJSON is what mappingRecords become on the JSON faces, at
+// offsets 0 to 3 of partition 1.
+const mappingRecordsJSON = `[
+	{"topic": "map-k", "partition": 1, "offset": 0, "timestamp": 1700000000123, "value": "v1", "headers": [
+		{"key": "h-null"}, {"key": "h-empty", "value": ""}, {"key": "h-bin", "value_b64": "/wA="},
+		{"key": "h-text", "value": "t"}, {"key": "dup", "value": "1"}, {"key": "dup", "value": "2"}]},
+	{"topic": "map-k", "partition": 1, "offset": 1, "timestamp": 1700000000124, "key_b64": "/wA=", "null_value": true},
+	{"topic": "map-k", "partition": 1, "offset": 2, "timestamp": 1700000000125, "key": "", "value": ""},
+	{"topic": "map-k", "partition": 1, "offset": 3, "timestamp": 1700000000126, "key": "k", "value_b64": "AP4="}
+]`
+
+// TestMappingKafkaToGateway: records produced over Kafka read over a
+// WebSocket topic subscription, a REST fetch and a gRPC topic
+// subscription. Row "Kafka → WebSocket/REST/gRPC".
+func TestMappingKafkaToGateway(t *testing.T) {
+	httpAddr, kafkaAddr, _ := runningServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cl := kafkaClient(t, kafkaAddr, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 2, 1, nil, "map-k"); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range mappingRecords("map-k") {
+		if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatalf("kafka produce: %v", err)
+		}
+	}
+	var want []json.RawMessage
+	if err := json.Unmarshal([]byte(mappingRecordsJSON), &want); err != nil {
+		t.Fatal(err)
+	}
+
+	ws := wsDial(t, ctx, httpAddr)
+	wsWrite(t, ctx, ws, map[string]any{"type": "subscribe", "id": "s", "topic": "map-k", "partitions": []int{1}, "from": "earliest"})
+	for i := range want {
+		f := wsReadType(t, ctx, ws, "record")
+		delete(f, "type")
+		delete(f, "sub")
+		sameJSON(t, "websocket record", f, string(want[i]))
+	}
+
+	status, raw := restRaw(t, http.MethodGet, "http://"+httpAddr+"/api/v1/topics/map-k/partitions/1/records?offset=earliest", nil)
+	if status != http.StatusOK {
+		t.Fatalf("rest fetch: %d %s", status, raw)
+	}
+	var fetched struct {
+		Records json.RawMessage `json:"records"`
+	}
+	if err := json.Unmarshal(raw, &fetched); err != nil {
+		t.Fatal(err)
+	}
+	sameJSON(t, "rest records", fetched.Records, mappingRecordsJSON)
+
+	// gRPC carries bytes as bytes; an absent optional key or value is
+	// null, a present empty one empty.
+	st, err := grpcMessaging(httpAddr).SubscribeTopic(ctx, connect.NewRequest(&wharfv1.SubscribeTopicRequest{
+		Topic: "map-k", Partitions: []int32{1}, Start: wharfv1.Start_START_EARLIEST}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var got []*wharfv1.Record
+	for len(got) < len(want) && st.Receive() {
+		if r := st.Msg().GetRecord(); r != nil {
+			got = append(got, r)
+		}
+	}
+	if len(got) < len(want) {
+		t.Fatalf("grpc topic subscription: %d records, %v", len(got), st.Err())
+	}
+	for i, src := range mappingRecords("map-k") {
+		g := got[i]
+		if g.GetTopic() != "map-k" || g.GetPartition() != 1 || g.GetOffset() != int64(i) || g.GetTimestampMs() != src.Timestamp.UnixMilli() ||
+			!sameBytes(g.Key, src.Key) || !sameBytes(g.Value, src.Value) || len(g.GetHeaders()) != len(src.Headers) {
+			t.Fatalf("grpc record %d: %v, want %+v", i, g, src)
+		}
+		for j, h := range g.GetHeaders() {
+			if h.GetKey() != src.Headers[j].Key || !sameBytes(h.Value, src.Headers[j].Value) {
+				t.Errorf("grpc record %d header %d: %v, want %+v", i, j, h, src.Headers[j])
+			}
+		}
+	}
+}
+
+// sameBytes compares bytes, a null (nil) differing from an empty slice.
+func sameBytes(a, b []byte) bool { return (a == nil) == (b == nil) && bytes.Equal(a, b) }
+
+// TestMappingGatewayToKafka: records produced over WebSocket, REST and
+// gRPC with null, empty, binary and text keys, values and header values,
+// an explicit partition and timestamp, read over Kafka. Row
+// "WebSocket/REST/gRPC → Kafka".
+func TestMappingGatewayToKafka(t *testing.T) {
+	httpAddr, kafkaAddr, _ := runningServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cl := kafkaClient(t, kafkaAddr)
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 2, 1, nil, "map-in"); err != nil {
+		t.Fatal(err)
+	}
+	want := mappingRecords("map-in")
+
+	// WebSocket: the first two records as text frames, the third with its
+	// empty value as a binary frame's payload.
+	ws := wsDial(t, ctx, httpAddr)
+	wsWrite(t, ctx, ws, map[string]any{"type": "produce", "id": "w0", "topic": "map-in", "partition": 1, "timestamp": 1700000000123,
+		"value": "v1", "headers": []map[string]any{{"key": "h-null"}, {"key": "h-empty", "value": ""}, {"key": "h-bin", "value_b64": "/wA="},
+			{"key": "h-text", "value": "t"}, {"key": "dup", "value": "1"}, {"key": "dup", "value_b64": "Mg=="}}})
+	wsReadType(t, ctx, ws, "ok")
+	wsWrite(t, ctx, ws, map[string]any{"type": "produce", "id": "w1", "topic": "map-in", "partition": 1, "timestamp": 1700000000124, "key_b64": "/wA="})
+	wsReadType(t, ctx, ws, "ok")
+	env, _ := json.Marshal(map[string]any{"type": "produce", "id": "w2", "topic": "map-in", "partition": 1, "timestamp": 1700000000125, "key": ""})
+	frame := append([]byte{0, 0, 0, byte(len(env))}, env...)
+	if err := ws.Write(ctx, websocket.MessageBinary, frame); err != nil {
+		t.Fatal(err)
+	}
+	wsReadType(t, ctx, ws, "ok")
+	wsWrite(t, ctx, ws, map[string]any{"type": "produce", "id": "w3", "topic": "map-in", "partition": 1, "timestamp": 1700000000126, "key": "k", "value_b64": "AP4="})
+	wsReadType(t, ctx, ws, "ok")
+
+	// REST: the same four records in one request.
+	status, raw := restRaw(t, http.MethodPost, "http://"+httpAddr+"/api/v1/topics/map-in/records", map[string]any{"records": []map[string]any{
+		{"partition": 1, "timestamp": 1700000000123, "value": "v1", "headers": []map[string]any{{"key": "h-null"}, {"key": "h-empty", "value": ""},
+			{"key": "h-bin", "value_b64": "/wA="}, {"key": "h-text", "value": "t"}, {"key": "dup", "value": "1"}, {"key": "dup", "value": "2"}}},
+		{"partition": 1, "timestamp": 1700000000124, "key_b64": "/wA="},
+		{"partition": 1, "timestamp": 1700000000125, "key": "", "value_b64": ""},
+		{"partition": 1, "timestamp": 1700000000126, "key": "k", "value_b64": "AP4="},
+	}})
+	if status != http.StatusOK {
+		t.Fatalf("rest produce: %d %s", status, raw)
+	}
+
+	// gRPC: absent optional fields are nulls.
+	var grecs []*wharfv1.ProduceRecord
+	one := int32(1)
+	for _, r := range want {
+		g := &wharfv1.ProduceRecord{Key: r.Key, Value: r.Value, Partition: &one, TimestampMs: r.Timestamp.UnixMilli()}
+		for _, h := range r.Headers {
+			g.Headers = append(g.Headers, &wharfv1.Header{Key: h.Key, Value: h.Value})
+		}
+		grecs = append(grecs, g)
+	}
+	if _, err := grpcMessaging(httpAddr).Produce(ctx, connect.NewRequest(&wharfv1.ProduceRequest{Topic: "map-in", Records: grecs})); err != nil {
+		t.Fatalf("grpc produce: %v", err)
+	}
+
+	rd := kafkaClient(t, kafkaAddr, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{"map-in": {1: kgo.NewOffset().AtStart()}}))
+	var got []*kgo.Record
+	for len(got) < 3*len(want) {
+		fs := rd.PollFetches(ctx)
+		if err := fs.Err0(); err != nil {
+			t.Fatalf("kafka fetch after %d records: %v", len(got), err)
+		}
+		fs.EachRecord(func(r *kgo.Record) { got = append(got, r) })
+	}
+	for i, g := range got {
+		face := []string{"websocket", "rest", "grpc"}[i/len(want)]
+		w := want[i%len(want)]
+		if g.Partition != 1 || g.Offset != int64(i) || !g.Timestamp.Equal(w.Timestamp) || !sameBytes(g.Key, w.Key) || !sameBytes(g.Value, w.Value) ||
+			len(g.Headers) != len(w.Headers) {
+			t.Fatalf("%s record %d: partition %d offset %d ts %v key %q value %q headers %v; want key %q value %q headers %v",
+				face, i, g.Partition, g.Offset, g.Timestamp, g.Key, g.Value, g.Headers, w.Key, w.Value, w.Headers)
+		}
+		for j, h := range g.Headers {
+			if h.Key != w.Headers[j].Key || !sameBytes(h.Value, w.Headers[j].Value) {
+				t.Errorf("%s record %d header %d: %q=%q (nil %v), want %q=%q (nil %v)", face, i, j, h.Key, h.Value, h.Value == nil,
+					w.Headers[j].Key, w.Headers[j].Value, w.Headers[j].Value == nil)
+			}
+		}
+	}
 }
