@@ -631,3 +631,103 @@ func TestMappingGatewayToKafka(t *testing.T) {
 		}
 	}
 }
+
+// TestMappingNonUTF8Strings: AMQP strings (properties, header keys and
+// long-string values, the routing key) and Kafka header keys are bytes;
+// every face that carries them as text replaces each byte that is not
+// UTF-8 with U+FFFD, gRPC as the JSON faces do. gRPC used to fail the whole
+// subscription on such a message or record, each time it was delivered.
+func TestMappingNonUTF8Strings(t *testing.T) {
+	httpAddr, kafkaAddr, amqpAddr := runningServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const bad, fixed = "x\xff\xfey", "x\uFFFD\uFFFDy"
+	ch := mappingChannel(t, amqpAddr)
+	if err := ch.ExchangeDeclare("map.utf8", "fanout", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"u-ws", "u-rest", "u-grpc"} {
+		if _, err := ch.QueueDeclare(q, true, false, false, false, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := ch.QueueBind(q, "", "map.utf8", false, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publishConfirmed(t, ctx, ch, "map.utf8", "rk-"+bad, amqp091.Publishing{ContentType: bad, MessageId: bad,
+		Headers: amqp091.Table{"s": bad, "k-" + bad: "v", "t": amqp091.Table{"n": bad}}, Body: []byte("b")})
+	wantProps := `{"content_type": "` + fixed + `", "message_id": "` + fixed + `", "headers": {"s": "` + fixed + `", "k-` + fixed + `": "v", "t": {"n": "` + fixed + `"}}}`
+
+	ws := wsDial(t, ctx, httpAddr)
+	wsWrite(t, ctx, ws, map[string]any{"type": "subscribe", "id": "q", "queue": "u-ws", "prefetch": 1})
+	d := wsReadType(t, ctx, ws, "delivery")
+	sameJSON(t, "websocket properties", d["properties"], wantProps)
+	sameJSON(t, "websocket routing key", d["routing_key"], `"rk-`+fixed+`"`)
+
+	status, raw := restRaw(t, http.MethodPost, "http://"+httpAddr+"/api/v1/vhosts/%2F/queues/u-rest/get", map[string]any{"count": 1, "ackmode": "ack_requeue_false"})
+	var ans struct {
+		Messages []map[string]json.RawMessage `json:"messages"`
+	}
+	if err := json.Unmarshal(raw, &ans); status != http.StatusOK || err != nil || len(ans.Messages) != 1 {
+		t.Fatalf("rest get: %d %s %v", status, raw, err)
+	}
+	sameJSON(t, "rest properties", ans.Messages[0]["properties"], wantProps)
+	sameJSON(t, "rest routing key", ans.Messages[0]["routing_key"], `"rk-`+fixed+`"`)
+
+	st := grpcMessaging(httpAddr).SubscribeQueue(ctx)
+	if err := st.Send(&wharfv1.SubscribeQueueRequest{Request: &wharfv1.SubscribeQueueRequest_Subscribe{
+		Subscribe: &wharfv1.QueueSubscription{Queue: "u-grpc", Prefetch: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	var gd *wharfv1.Delivery
+	for gd == nil {
+		resp, err := st.Receive()
+		if err != nil {
+			t.Fatalf("grpc subscribe queue: %v", err)
+		}
+		gd = resp.GetDelivery()
+	}
+	_ = st.CloseRequest()
+	gp := gd.GetProperties()
+	sameJSON(t, "grpc properties", map[string]any{"content_type": gp.GetContentType(), "message_id": gp.GetMessageId(),
+		"headers": gp.GetHeaders().AsMap()}, wantProps)
+	if gd.GetRoutingKey() != "rk-"+fixed {
+		t.Errorf("grpc routing key %q", gd.GetRoutingKey())
+	}
+
+	// A Kafka header key.
+	cl := kafkaClient(t, kafkaAddr)
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, nil, "map-utf8"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "map-utf8", Value: []byte("v"), Headers: []kgo.RecordHeader{{Key: bad, Value: []byte("h")}}}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	status, raw = restRaw(t, http.MethodGet, "http://"+httpAddr+"/api/v1/topics/map-utf8/partitions/0/records?offset=earliest", nil)
+	var fetched struct {
+		Records []struct {
+			Headers json.RawMessage `json:"headers"`
+		} `json:"records"`
+	}
+	if err := json.Unmarshal(raw, &fetched); status != http.StatusOK || err != nil || len(fetched.Records) != 1 {
+		t.Fatalf("rest fetch: %d %s %v", status, raw, err)
+	}
+	sameJSON(t, "rest record headers", fetched.Records[0].Headers, `[{"key": "`+fixed+`", "value": "h"}]`)
+	wsWrite(t, ctx, ws, map[string]any{"type": "subscribe", "id": "t", "topic": "map-utf8", "from": "earliest"})
+	sameJSON(t, "websocket record headers", wsReadType(t, ctx, ws, "record")["headers"], `[{"key": "`+fixed+`", "value": "h"}]`)
+	ts, err := grpcMessaging(httpAddr).SubscribeTopic(ctx, connect.NewRequest(&wharfv1.SubscribeTopicRequest{Topic: "map-utf8", Start: wharfv1.Start_START_EARLIEST}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ts.Close()
+	var rec *wharfv1.Record
+	for rec == nil && ts.Receive() {
+		rec = ts.Msg().GetRecord()
+	}
+	if rec == nil {
+		t.Fatalf("grpc topic subscription ended: %v", ts.Err())
+	}
+	if hs := rec.GetHeaders(); len(hs) != 1 || hs[0].GetKey() != fixed || string(hs[0].GetValue()) != "h" {
+		t.Errorf("grpc record headers %v", hs)
+	}
+}
