@@ -731,3 +731,73 @@ func TestMappingNonUTF8Strings(t *testing.T) {
 		t.Errorf("grpc record headers %v", hs)
 	}
 }
+
+// TestMappingZeroValues: the JSON faces leave out absent properties (and
+// zero-valued ones: they cannot tell the two apart), an empty headers table
+// reads as none, and a record produced from a gateway face with timestamp 0
+// or none gets the time of the produce.
+func TestMappingZeroValues(t *testing.T) {
+	httpAddr, kafkaAddr, amqpAddr := runningServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ch := mappingChannel(t, amqpAddr)
+	if _, err := ch.QueueDeclare("zero", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	publishConfirmed(t, ctx, ch, "", "zero", amqp091.Publishing{Headers: amqp091.Table{}, Body: []byte("plain")})
+	status, raw := restRaw(t, http.MethodPost, "http://"+httpAddr+"/api/v1/vhosts/%2F/queues/zero/get", map[string]any{"count": 1, "ackmode": "ack_requeue_true"})
+	var ans struct {
+		Messages []map[string]json.RawMessage `json:"messages"`
+	}
+	if err := json.Unmarshal(raw, &ans); status != http.StatusOK || err != nil || len(ans.Messages) != 1 {
+		t.Fatalf("rest get: %d %s %v", status, raw, err)
+	}
+	sameJSON(t, "rest properties of a plain message", ans.Messages[0]["properties"], `{}`)
+	ws := wsDial(t, ctx, httpAddr)
+	wsWrite(t, ctx, ws, map[string]any{"type": "subscribe", "id": "q", "queue": "zero", "prefetch": 1})
+	if d := wsReadType(t, ctx, ws, "delivery"); d["properties"] != nil {
+		t.Errorf("websocket properties of a plain message: %s", d["properties"])
+	}
+
+	// Zero-valued properties from a gateway face are absent over AMQP.
+	if _, err := ch.QueueDeclare("zero-in", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	wsWrite(t, ctx, ws, map[string]any{"type": "publish", "id": "p2", "exchange": "", "routing_key": "zero-in", "body": "z",
+		"properties": map[string]any{"delivery_mode": 0, "priority": 0, "timestamp": 0, "content_type": "", "headers": map[string]any{}}})
+	for {
+		if ok := wsReadType(t, ctx, ws, "ok"); string(ok["id"]) == `"p2"` {
+			break
+		}
+	}
+	m, ok, err := ch.Get("zero-in", true)
+	if err != nil || !ok {
+		t.Fatalf("amqp get: %v %v", ok, err)
+	}
+	if m.DeliveryMode != 0 || m.Priority != 0 || !m.Timestamp.IsZero() || m.ContentType != "" || len(m.Headers) != 0 {
+		t.Errorf("zero-valued properties over amqp: %+v", m)
+	}
+
+	// A record without a timestamp, or with 0, is stamped when produced.
+	before := time.Now().UnixMilli()
+	status, raw = restRaw(t, http.MethodPost, "http://"+httpAddr+"/api/v1/topics/zero-ts/records", map[string]any{"records": []map[string]any{
+		{"value": "a", "timestamp": 0}, {"value": "b"}}})
+	if status != http.StatusOK {
+		t.Fatalf("rest produce: %d %s", status, raw)
+	}
+	after := time.Now().UnixMilli()
+	rd := kafkaClient(t, kafkaAddr, kgo.ConsumeTopics("zero-ts"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	var got []*kgo.Record
+	for len(got) < 2 {
+		fs := rd.PollFetches(ctx)
+		if err := fs.Err0(); err != nil {
+			t.Fatalf("kafka fetch: %v", err)
+		}
+		fs.EachRecord(func(r *kgo.Record) { got = append(got, r) })
+	}
+	for _, r := range got {
+		if ts := r.Timestamp.UnixMilli(); ts < before || ts > after {
+			t.Errorf("record %q timestamp %d, want the produce time, %d to %d", r.Value, ts, before, after)
+		}
+	}
+}
