@@ -20,26 +20,17 @@ func (ch *channel) publish(m *wire.BasicPublish, cmd *wire.Command) error {
 		return newCloseError(wire.ReplyPreconditionFailed, "user_id property set to '%s' but authenticated user was '%s'", uid, ch.c.user)
 	}
 	props := cmd.RawProperties
-	keys := []string{m.RoutingKey}
 	headers := cmd.Properties.Headers
-	if len(headers) > 0 {
-		var bcc bool
-		keys, bcc = extraRoutingKeys(keys, headers)
-		if bcc {
-			// BCC keys route the message but are not delivered with it.
-			p := cmd.Properties
-			p.Headers = make(wire.Table, len(headers))
-			for k, v := range headers {
-				if k != "BCC" {
-					p.Headers[k] = v
-				}
-			}
-			enc, err := wire.EncodeProperties(&p)
-			if err != nil {
-				return newCloseError(wire.ReplySyntaxError, "message properties: %v", err)
-			}
-			props = enc
+	keys, bcc := tables.RoutingKeys(m.RoutingKey, headers)
+	if bcc {
+		// BCC keys route the message but are not delivered with it.
+		p := cmd.Properties
+		p.Headers = tables.WithoutBCC(headers)
+		enc, err := wire.EncodeProperties(&p)
+		if err != nil {
+			return newCloseError(wire.ReplySyntaxError, "message properties: %v", err)
 		}
+		props = enc
 	}
 	msg := &broker.Message{
 		Exchange:   m.Exchange,
@@ -108,37 +99,6 @@ func (ch *channel) route(mandatory bool, keys []string, headers broker.Table, ms
 		}
 	}
 	return res, nil
-}
-
-// extraRoutingKeys appends RabbitMQ's sender-selected distribution keys:
-// the CC and BCC headers (arrays of strings, or one string). It reports
-// whether there was a BCC header, which must not reach consumers.
-func extraRoutingKeys(keys []string, headers wire.Table) ([]string, bool) {
-	add := func(v any) {
-		switch x := v.(type) {
-		case string:
-			keys = append(keys, x)
-		case []byte:
-			keys = append(keys, string(x))
-		case []any:
-			for _, e := range x {
-				switch s := e.(type) {
-				case string:
-					keys = append(keys, s)
-				case []byte:
-					keys = append(keys, string(s))
-				}
-			}
-		}
-	}
-	if v, ok := headers["CC"]; ok {
-		add(v)
-	}
-	v, bcc := headers["BCC"]
-	if bcc {
-		add(v)
-	}
-	return keys, bcc
 }
 
 // ack is basic.ack: tag with multiple settles every delivery up to it (0:

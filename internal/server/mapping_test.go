@@ -801,3 +801,57 @@ func TestMappingZeroValues(t *testing.T) {
 		}
 	}
 }
+
+// TestMappingSenderSelected: CC and BCC headers route a message published
+// from a gateway face as they route an AMQP publish, and BCC is not
+// delivered. A gateway publish used to ignore them: the message reached
+// only its routing key's queue, BCC header and all.
+func TestMappingSenderSelected(t *testing.T) {
+	httpAddr, _, amqpAddr := runningServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ch := mappingChannel(t, amqpAddr)
+	for _, q := range []string{"ssd-main", "ssd-cc", "ssd-bcc", "ssd-none"} {
+		if _, err := ch.QueueDeclare(q, true, false, false, false, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	headers := map[string]any{"CC": []any{"ssd-cc"}, "BCC": "ssd-bcc", "other": "kept"}
+	ws := wsDial(t, ctx, httpAddr)
+	wsWrite(t, ctx, ws, map[string]any{"type": "publish", "id": "p", "exchange": "", "routing_key": "ssd-main", "body": "ws",
+		"properties": map[string]any{"headers": headers}})
+	if ok := wsReadType(t, ctx, ws, "ok"); string(ok["routed"]) != "3" {
+		t.Fatalf("websocket publish routed %s, want 3", ok["routed"])
+	}
+	status, raw := restRaw(t, http.MethodPost, "http://"+httpAddr+"/api/v1/vhosts/%2F/exchanges/amq.default/publish",
+		map[string]any{"routing_key": "ssd-main", "body": "rest", "properties": map[string]any{"headers": headers}})
+	if status != http.StatusOK || canonicalJSON(t, raw) != `{"routed":3}` {
+		t.Fatalf("rest publish: %d %s", status, raw)
+	}
+	gh, err := structpb.NewStruct(headers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := grpcMessaging(httpAddr).Publish(ctx, connect.NewRequest(&wharfv1.PublishRequest{RoutingKey: "ssd-main", Body: []byte("grpc"),
+		Properties: &wharfv1.Properties{Headers: gh}}))
+	if err != nil || res.Msg.GetRouted() != 3 {
+		t.Fatalf("grpc publish: %v %v", res, err)
+	}
+	for _, q := range []string{"ssd-main", "ssd-cc", "ssd-bcc"} {
+		for _, body := range []string{"ws", "rest", "grpc"} {
+			m, ok, err := ch.Get(q, true)
+			if err != nil || !ok {
+				t.Fatalf("amqp get %s: %v %v", q, ok, err)
+			}
+			if string(m.Body) != body || m.Headers["other"] != "kept" || !valuesEqual(m.Headers["CC"], []any{"ssd-cc"}) {
+				t.Errorf("%s: %q headers %v", q, m.Body, m.Headers)
+			}
+			if _, ok := m.Headers["BCC"]; ok {
+				t.Errorf("%s: %q delivered with its BCC header: %v", q, m.Body, m.Headers)
+			}
+		}
+	}
+	if _, ok, err := ch.Get("ssd-none", true); err != nil || ok {
+		t.Errorf("a queue no key named got a message: %v %v", ok, err)
+	}
+}
