@@ -20,6 +20,14 @@ func (ch *channel) publish(m *wire.BasicPublish, cmd *wire.Command) error {
 		return newCloseError(wire.ReplyPreconditionFailed, "user_id property set to '%s' but authenticated user was '%s'", uid, ch.c.user)
 	}
 	props := cmd.RawProperties
+	p := cmd.Properties
+	replyTo, rewrite, err := ch.replyTo(p.ReplyTo)
+	if err != nil {
+		return err
+	}
+	if rewrite {
+		p.ReplyTo = replyTo
+	}
 	keys := []string{m.RoutingKey}
 	headers := cmd.Properties.Headers
 	if len(headers) > 0 {
@@ -27,19 +35,21 @@ func (ch *channel) publish(m *wire.BasicPublish, cmd *wire.Command) error {
 		keys, bcc = extraRoutingKeys(keys, headers)
 		if bcc {
 			// BCC keys route the message but are not delivered with it.
-			p := cmd.Properties
 			p.Headers = make(wire.Table, len(headers))
 			for k, v := range headers {
 				if k != "BCC" {
 					p.Headers[k] = v
 				}
 			}
-			enc, err := wire.EncodeProperties(&p)
-			if err != nil {
-				return newCloseError(wire.ReplySyntaxError, "message properties: %v", err)
-			}
-			props = enc
+			rewrite = true
 		}
+	}
+	if rewrite {
+		enc, err := wire.EncodeProperties(&p)
+		if err != nil {
+			return newCloseError(wire.ReplySyntaxError, "message properties: %v", err)
+		}
+		props = enc
 	}
 	msg := &broker.Message{
 		Exchange:   m.Exchange,
@@ -69,7 +79,7 @@ func (ch *channel) publish(m *wire.BasicPublish, cmd *wire.Command) error {
 		if err != nil {
 			return err
 		}
-		ch.tx.publishes = append(ch.tx.publishes, txPublish{mandatory: m.Mandatory, refs: refs, msg: msg})
+		ch.tx.publishes = append(ch.tx.publishes, txPublish{mandatory: m.Mandatory, refs: refs, keys: keys, msg: msg})
 		return nil
 	}
 	res, err := ch.route(m.Mandatory, keys, routeHeaders, msg)
