@@ -1,6 +1,7 @@
 package amqp
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -305,4 +306,52 @@ func TestDirectReplyInTransaction(t *testing.T) {
 	if r := itRecv(t, req.replies); string(r.Body) != "answer" || r.CorrelationId != "tx" {
 		t.Fatalf("reply: body %q correlation %q", r.Body, r.CorrelationId)
 	}
+}
+
+func TestDirectReplyVhostIsolation(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, Options{})
+	if err := ts.b.CreateVhost(context.Background(), "v2"); err != nil {
+		t.Fatal(err)
+	}
+	resp := drtNewResponder(t, ts, "rpc")
+	req := drtNewRequester(t, ts, "")
+	req.request(t, "rpc", "1", "q")
+	d := itRecv(t, resp.requests)
+
+	v2conn, err := amqp091.Dial("amqp://guest:guest@" + ts.addr + "/v2")
+	if err != nil {
+		t.Fatalf("dial v2: %v", err)
+	}
+	defer v2conn.Close()
+	if itQueueExistsIn(t, v2conn, d.ReplyTo, "v2") {
+		t.Fatalf("the reply name %q of vhost / declares in v2", d.ReplyTo)
+	}
+	v2 := mustChannel(t, v2conn)
+	confirms := itConfirmMode(t, v2, 1)
+	returns := v2.NotifyReturn(make(chan amqp091.Return, 1))
+	itPublish(t, v2, "", d.ReplyTo, true, amqp091.Publishing{Body: []byte("from v2")})
+	itConfirms(t, confirms, 1, 1)
+	if ret := itReturn(t, returns); ret.ReplyCode != amqp091.NoRoute || string(ret.Body) != "from v2" {
+		t.Fatalf("return: %d body %q", ret.ReplyCode, ret.Body)
+	}
+	// The requester still gets a reply from its own vhost, and only that.
+	resp.reply(t, d, true, "from /")
+	resp.noReturn(t)
+	if r := itRecv(t, req.replies); string(r.Body) != "from /" {
+		t.Fatalf("reply %q, want the one from /", r.Body)
+	}
+}
+
+// itQueueExistsIn is itQueueExists on a connection to vhost.
+func itQueueExistsIn(t *testing.T, c *amqp091.Connection, name, vhost string) bool {
+	t.Helper()
+	ch := mustChannel(t, c)
+	_, err := ch.QueueDeclarePassive(name, false, false, false, false, nil)
+	if err == nil {
+		ch.Close()
+		return true
+	}
+	itWantError(t, err, amqp091.NotFound, fmt.Sprintf("NOT_FOUND - no queue '%s' in vhost '%s'", name, vhost))
+	return false
 }
