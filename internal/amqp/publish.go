@@ -11,7 +11,8 @@ import (
 // publish is basic.publish with its content. In a transaction the message
 // waits for tx.commit; otherwise it is routed now. In confirm mode it gets
 // the next sequence number, confirmed once routed and, if it went to a
-// durable queue's log, once that is fsynced.
+// durable queue's log, once that is fsynced. A request's reply_to of
+// amq.rabbitmq.reply-to becomes the channel's reply name (replyto.go).
 func (ch *channel) publish(m *wire.BasicPublish, cmd *wire.Command) error {
 	if m.Immediate {
 		return newCloseError(wire.ReplyNotImplemented, "immediate=true")
