@@ -11,7 +11,8 @@ import (
 // publish is basic.publish with its content. In a transaction the message
 // waits for tx.commit; otherwise it is routed now. In confirm mode it gets
 // the next sequence number, confirmed once routed and, if it went to a
-// durable queue's log, once that is fsynced.
+// durable queue's log, once that is fsynced. A request's reply_to of
+// amq.rabbitmq.reply-to becomes the channel's reply name (replyto.go).
 func (ch *channel) publish(m *wire.BasicPublish, cmd *wire.Command) error {
 	if m.Immediate {
 		return newCloseError(wire.ReplyNotImplemented, "immediate=true")
@@ -20,12 +21,22 @@ func (ch *channel) publish(m *wire.BasicPublish, cmd *wire.Command) error {
 		return newCloseError(wire.ReplyPreconditionFailed, "user_id property set to '%s' but authenticated user was '%s'", uid, ch.c.user)
 	}
 	props := cmd.RawProperties
+	p := cmd.Properties
+	replyTo, rewrite, err := ch.replyTo(p.ReplyTo)
+	if err != nil {
+		return err
+	}
+	if rewrite {
+		p.ReplyTo = replyTo
+	}
 	headers := cmd.Properties.Headers
 	keys, bcc := tables.RoutingKeys(m.RoutingKey, headers)
 	if bcc {
 		// BCC keys route the message but are not delivered with it.
-		p := cmd.Properties
 		p.Headers = tables.WithoutBCC(headers)
+		rewrite = true
+	}
+	if rewrite {
 		enc, err := wire.EncodeProperties(&p)
 		if err != nil {
 			return newCloseError(wire.ReplySyntaxError, "message properties: %v", err)
@@ -60,7 +71,7 @@ func (ch *channel) publish(m *wire.BasicPublish, cmd *wire.Command) error {
 		if err != nil {
 			return err
 		}
-		ch.tx.publishes = append(ch.tx.publishes, txPublish{mandatory: m.Mandatory, refs: refs, msg: msg})
+		ch.tx.publishes = append(ch.tx.publishes, txPublish{mandatory: m.Mandatory, refs: refs, keys: keys, msg: msg})
 		return nil
 	}
 	res, err := ch.route(m.Mandatory, keys, routeHeaders, msg)
