@@ -855,3 +855,26 @@ func TestMappingSenderSelected(t *testing.T) {
 		t.Errorf("a queue no key named got a message: %v %v", ok, err)
 	}
 }
+
+// TestMappingReplyToFromGateway: a gateway face cannot make a direct
+// reply-to request; a reply_to of amq.rabbitmq.reply-to it publishes is
+// stored and delivered as given.
+func TestMappingReplyToFromGateway(t *testing.T) {
+	httpAddr, _, amqpAddr := runningServer(t)
+	ch := mappingChannel(t, amqpAddr)
+	if _, err := ch.QueueDeclare("requests", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	status, raw := restRaw(t, http.MethodPost, "http://"+httpAddr+"/api/v1/vhosts/%2F/exchanges/amq.default/publish",
+		map[string]any{"routing_key": "requests", "body": "q", "properties": map[string]any{"reply_to": "amq.rabbitmq.reply-to"}})
+	if status != http.StatusOK {
+		t.Fatalf("rest publish: %d %s", status, raw)
+	}
+	m, ok, err := ch.Get("requests", true)
+	if err != nil || !ok {
+		t.Fatalf("amqp get: %v %v", ok, err)
+	}
+	if m.ReplyTo != "amq.rabbitmq.reply-to" {
+		t.Errorf("reply_to %q", m.ReplyTo)
+	}
+}
