@@ -618,6 +618,9 @@ func TestMappingGatewayToKafka(t *testing.T) {
 	for i, g := range got {
 		face := []string{"websocket", "rest", "grpc"}[i/len(want)]
 		w := want[i%len(want)]
+		if g.ProducerID != -1 {
+			t.Errorf("%s record %d: producer id %d, want -1 (not idempotent)", face, i, g.ProducerID)
+		}
 		if g.Partition != 1 || g.Offset != int64(i) || !g.Timestamp.Equal(w.Timestamp) || !sameBytes(g.Key, w.Key) || !sameBytes(g.Value, w.Value) ||
 			len(g.Headers) != len(w.Headers) {
 			t.Fatalf("%s record %d: partition %d offset %d ts %v key %q value %q headers %v; want key %q value %q headers %v",
