@@ -40,6 +40,7 @@ type channel struct {
 	unacked   unackedList
 	consumers map[string]*consumer
 	closed    bool
+	direct    *replyConsumer // the consumer of amq.rabbitmq.reply-to (replyto.go)
 }
 
 // consumer is a basic.consume on this channel.
@@ -230,6 +231,7 @@ func (ch *channel) teardown() {
 	consumers := ch.consumers
 	ch.consumers = map[string]*consumer{}
 	ch.mu.Unlock()
+	ch.cancelReply()
 	ctx := context.Background()
 	for _, cs := range consumers {
 		if err := ch.c.b.CancelConsumer(ctx, cs.q, cs.bc); err != nil {

@@ -24,9 +24,13 @@ func (ch *channel) consume(m *wire.BasicConsume) error {
 	}
 	ch.mu.Lock()
 	_, dup := ch.consumers[tag]
+	dup = dup || ch.direct != nil && ch.direct.tag == tag
 	ch.mu.Unlock()
 	if dup {
 		return newCloseError(wire.ReplyNotAllowed, "attempt to reuse consumer tag '%s'", tag)
+	}
+	if name == replyQueue {
+		return ch.consumeReply(m, tag)
 	}
 	var priority int64
 	if v, ok := m.Arguments["x-priority"]; ok {
@@ -101,6 +105,10 @@ func (ch *channel) queueGone(tag string) {
 // cancel is basic.cancel. Cancelling an unknown tag succeeds, as in
 // RabbitMQ.
 func (ch *channel) cancel(m *wire.BasicCancel) error {
+	if ch.direct != nil && ch.direct.tag == m.ConsumerTag {
+		ch.cancelReply()
+		return ch.reply(m.NoWait, &wire.BasicCancelOk{ConsumerTag: m.ConsumerTag})
+	}
 	ch.mu.Lock()
 	cs, ok := ch.consumers[m.ConsumerTag]
 	delete(ch.consumers, m.ConsumerTag)

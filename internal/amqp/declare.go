@@ -2,6 +2,7 @@ package amqp
 
 import (
 	"context"
+	"strings"
 
 	"github.com/wharfmq/wharf/internal/amqp/tables"
 	"github.com/wharfmq/wharf/internal/amqp/wire"
@@ -58,6 +59,9 @@ func (ch *channel) exchangeUnbind(m *wire.ExchangeUnbind) error {
 }
 
 func (ch *channel) queueDeclare(m *wire.QueueDeclare) error {
+	if strings.HasPrefix(m.Queue, replyQueue) {
+		return ch.declareReply(m)
+	}
 	info, _, err := ch.c.b.DeclareQueue(context.Background(), ch.c.vhost, ch.c.id, broker.QueueSpec{
 		Name: m.Queue, Passive: m.Passive, Durable: m.Durable, Exclusive: m.Exclusive,
 		AutoDelete: m.AutoDelete, Arguments: tables.ToBroker(m.Arguments),

@@ -4,8 +4,11 @@
 // AMQPLAIN against internal/auth), heartbeats, frame and channel limits,
 // the mapping of every method to the core, and the per-channel delivery
 // state a client sees (delivery tags, unacknowledged deliveries, prefetch,
-// publisher confirms, transactions). Exchanges, queues, bindings, routing
-// and the messages themselves belong to the core; the codec to wire/.
+// publisher confirms, transactions), and RabbitMQ's direct reply-to
+// (replyto.go): the amq.rabbitmq.reply-to consumers, the rewriting of
+// requests' reply_to, and the DirectReplier through which the core hands
+// them replies. Exchanges, queues, bindings, routing and the messages
+// themselves belong to the core; the codec to wire/.
 //
 // # Goroutines
 //
@@ -32,6 +35,10 @@
 //     (so nothing more is delivered to it) and then every unacknowledged
 //     delivery, including those settled in an uncommitted transaction, goes
 //     back to its queue in order.
+//   - A direct reply goes only to the channel whose current reply consumer
+//     its routing key names, never before that consumer's consume-ok, and
+//     is never buffered: a requester that is gone, or whose flow is off or
+//     outbox full, does not get it, and the core counts it unroutable.
 //   - Soft errors (403, 404, 405, 406) close the channel with
 //     channel.close; hard errors (320, 501-505, 530, 540, 541) close the
 //     connection with connection.close; the reply text, in RabbitMQ's

@@ -11,7 +11,8 @@ import (
 // publish is basic.publish with its content. In a transaction the message
 // waits for tx.commit; otherwise it is routed now. In confirm mode it gets
 // the next sequence number, confirmed once routed and, if it went to a
-// durable queue's log, once that is fsynced.
+// durable queue's log, once that is fsynced. A request's reply_to of
+// amq.rabbitmq.reply-to becomes the channel's reply name (replyto.go).
 func (ch *channel) publish(m *wire.BasicPublish, cmd *wire.Command) error {
 	if m.Immediate {
 		return newCloseError(wire.ReplyNotImplemented, "immediate=true")
@@ -25,26 +26,27 @@ func (ch *channel) publish(m *wire.BasicPublish, cmd *wire.Command) error {
 		}
 	}
 	props := cmd.RawProperties
-	keys := []string{m.RoutingKey}
+	p := cmd.Properties
+	replyTo, rewrite, err := ch.replyTo(p.ReplyTo)
+	if err != nil {
+		return err
+	}
+	if rewrite {
+		p.ReplyTo = replyTo
+	}
 	headers := cmd.Properties.Headers
-	if len(headers) > 0 {
-		var bcc bool
-		keys, bcc = extraRoutingKeys(keys, headers)
-		if bcc {
-			// BCC keys route the message but are not delivered with it.
-			p := cmd.Properties
-			p.Headers = make(wire.Table, len(headers))
-			for k, v := range headers {
-				if k != "BCC" {
-					p.Headers[k] = v
-				}
-			}
-			enc, err := wire.EncodeProperties(&p)
-			if err != nil {
-				return newCloseError(wire.ReplySyntaxError, "message properties: %v", err)
-			}
-			props = enc
+	keys, bcc := tables.RoutingKeys(m.RoutingKey, headers)
+	if bcc {
+		// BCC keys route the message but are not delivered with it.
+		p.Headers = tables.WithoutBCC(headers)
+		rewrite = true
+	}
+	if rewrite {
+		enc, err := wire.EncodeProperties(&p)
+		if err != nil {
+			return newCloseError(wire.ReplySyntaxError, "message properties: %v", err)
 		}
+		props = enc
 	}
 	msg := &broker.Message{
 		Exchange:   m.Exchange,
@@ -74,7 +76,7 @@ func (ch *channel) publish(m *wire.BasicPublish, cmd *wire.Command) error {
 		if err != nil {
 			return err
 		}
-		ch.tx.publishes = append(ch.tx.publishes, txPublish{mandatory: m.Mandatory, refs: refs, msg: msg})
+		ch.tx.publishes = append(ch.tx.publishes, txPublish{mandatory: m.Mandatory, refs: refs, keys: keys, msg: msg})
 		return nil
 	}
 	res, err := ch.route(m.Mandatory, keys, routeHeaders, msg)
@@ -113,37 +115,6 @@ func (ch *channel) route(mandatory bool, keys []string, headers broker.Table, ms
 		}
 	}
 	return res, nil
-}
-
-// extraRoutingKeys appends RabbitMQ's sender-selected distribution keys:
-// the CC and BCC headers (arrays of strings, or one string). It reports
-// whether there was a BCC header, which must not reach consumers.
-func extraRoutingKeys(keys []string, headers wire.Table) ([]string, bool) {
-	add := func(v any) {
-		switch x := v.(type) {
-		case string:
-			keys = append(keys, x)
-		case []byte:
-			keys = append(keys, string(x))
-		case []any:
-			for _, e := range x {
-				switch s := e.(type) {
-				case string:
-					keys = append(keys, s)
-				case []byte:
-					keys = append(keys, string(s))
-				}
-			}
-		}
-	}
-	if v, ok := headers["CC"]; ok {
-		add(v)
-	}
-	v, bcc := headers["BCC"]
-	if bcc {
-		add(v)
-	}
-	return keys, bcc
 }
 
 // ack is basic.ack: tag with multiple settles every delivery up to it (0:

@@ -108,6 +108,9 @@ type Server struct {
 
 	stopping    chan struct{} // closed by Shutdown: ends waits on resource alarms
 	unsubscribe func()        // from the broker's alarms
+
+	replies       *replyRegistry // direct reply-to consumers (replyto.go)
+	removeReplier func()         // from the broker's direct repliers
 }
 
 // NewServer returns a server for b.
@@ -117,6 +120,8 @@ func NewServer(b *broker.Broker, opts Options) *Server {
 		admitted: map[*conn]func(){}, gate: limits.NewGate(opts.MaxConnections), forced: make(chan struct{}), stopping: make(chan struct{})}
 	s.refusals = limits.NewLogSampler(s.logger, 0, opts.Now)
 	s.unsubscribe = b.Alarms().Subscribe(s.alarmsChanged)
+	s.replies = newReplyRegistry()
+	s.removeReplier = b.RegisterDirectReplier(s.replies)
 	return s
 }
 
@@ -188,6 +193,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		// (alarms.go).
 		close(s.stopping)
 		s.unsubscribe()
+		s.removeReplier()
 	}
 	s.mu.Unlock()
 	done := make(chan struct{})
@@ -224,8 +230,7 @@ func (s *Server) serverProperties() map[string]any {
 			"authentication_failure_close": true,
 			"per_consumer_qos":             true,
 			"connection.blocked":           true, // resource alarms; see alarms.go
-			// Not offered yet.
-			"direct_reply_to": false,
+			"direct_reply_to":              true, // see replyto.go
 		},
 	}
 }

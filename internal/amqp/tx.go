@@ -23,6 +23,7 @@ type txState struct {
 type txPublish struct {
 	mandatory bool
 	refs      []broker.QueueRef // the queues it was routed to when published
+	keys      []string          // its routing keys: direct replies are delivered at commit
 	msg       *broker.Message
 }
 
@@ -63,6 +64,7 @@ func (ch *channel) txCommit() error {
 		if err != nil {
 			return newCloseError(wire.ReplyInternalError, "tx.commit: %v", err)
 		}
+		res.Routed += ch.c.b.DirectReplies(ch.c.vhost, p.msg.Exchange, p.keys, p.msg)
 		if res.Routed == 0 && p.mandatory {
 			ret := &wire.BasicReturn{ReplyCode: wire.ReplyNoRoute, ReplyText: "NO_ROUTE", Exchange: p.msg.Exchange, RoutingKey: p.msg.RoutingKey}
 			if err := ch.c.sendMessage(ch.id, ret, p.msg.Properties, p.msg.Body); err != nil {

@@ -17,8 +17,9 @@ import (
 // writing only while it applies. Lock order: Broker.mu before
 // amqpRuntime.mu.
 type amqpRuntime struct {
-	mu      sync.RWMutex
-	scratch sync.Pool // *routeScratch
+	mu       sync.RWMutex
+	scratch  sync.Pool      // *routeScratch
+	repliers directRepliers // direct reply-to; see direct_reply.go
 }
 
 // amqpPlan is an AMQP change being decided: the steps, which of them are

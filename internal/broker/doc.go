@@ -1,6 +1,7 @@
 // Package broker is Wharf's protocol-neutral core. Protocol adapters (Kafka,
-// AMQP, the HTTP gateway) call it; it never calls them, and only it touches
-// the storage engine.
+// AMQP, the HTTP gateway) call it; it never calls them, except through the
+// DirectReplier an adapter registers for direct reply-to (direct_reply.go),
+// and only it touches the storage engine.
 //
 // It owns the metadata state machine (State) and the partition logs, the
 // idempotent producer state of each partition (producers.go) and the

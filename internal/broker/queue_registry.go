@@ -306,7 +306,9 @@ type publishScratch struct {
 
 // Publish routes a message from exchange in vhost with its routing keys
 // (the routing key, then any CC and BCC keys) and headers, and enqueues it
-// in every queue it routes to, each once. A persistent message is appended
+// in every queue it routes to, each once; a key of the default exchange
+// that names a direct reply-to requester hands the message to it instead
+// (DirectReplies), which Routed counts. A persistent message is appended
 // to the log of every durable queue it reaches before Publish returns; the
 // result's Wait tells when those appends are durable. Errors are those of
 // routing (ErrNotFound, ErrAccessRefused for an internal exchange) or of
@@ -332,7 +334,11 @@ func (b *Broker) Publish(vhost, exchange string, keys []string, headers Table, m
 	if err != nil {
 		return PublishResult{}, err
 	}
-	return b.enqueueAll(sc, msg)
+	res, err := b.enqueueAll(sc, msg)
+	if err == nil {
+		res.Routed += b.DirectReplies(vhost, exchange, keys, msg)
+	}
+	return res, err
 }
 
 // Enqueue puts a message in queues already routed to (a transaction routes

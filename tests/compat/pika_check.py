@@ -33,6 +33,16 @@ Usage: pika_check.py URL [RUN_ID [CHECK...]]
                  basic.nack(requeue=True) on a consumer deliver the message
                  again with redelivered=True; basic.reject(requeue=False)
                  drops it.
+  direct-reply-to  RabbitMQ's direct reply-to: a requester consumes
+                 amq.rabbitmq.reply-to with auto_ack and publishes a request
+                 with that reply_to; a responder on another connection gets
+                 the request with basic.get, sees a generated reply_to
+                 (amq.rabbitmq.reply-to.<opaque>) and publishes the reply to
+                 the default exchange with it as routing key, mandatory and
+                 confirmed; the requester's consumer gets the reply with its
+                 correlation_id. Consuming the pseudo-queue with manual acks,
+                 and publishing with that reply_to on a channel that does not
+                 consume it, close the channel with 406.
   channel-error  A passive declare of a missing queue closes the channel with
                  404 (ChannelClosedByBroker); so does a confirmed publish to a
                  missing exchange; the connection stays open and a new channel
@@ -532,6 +542,73 @@ def check_channel_error(conn, res):
     ch.close()
 
 
+def check_direct_reply_to(conn, res):
+    reply_queue = "amq.rabbitmq.reply-to"
+    q = res.queue("rpc")
+    ch = conn.channel()
+    ch.queue_declare(q)
+    replies = []
+    ch.basic_consume(reply_queue, lambda _ch, method, props, body: replies.append((method, props, body)),
+                     auto_ack=True)
+    log("basic.consume %s (auto_ack), request to %s" % (reply_queue, q))
+    ch.basic_publish("", q, b"question",
+                     properties=pika.BasicProperties(reply_to=reply_queue, correlation_id="c-1"))
+
+    responder = connect(res.url)
+    try:
+        rch = responder.channel()
+        enable_confirms(responder, rch)
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            method, props, body = rch.basic_get(q, auto_ack=True)
+            if method is not None:
+                break
+            expect(time.monotonic() < deadline, "the request did not reach %s within %.0fs" % (q, TIMEOUT))
+            responder.sleep(0.05)
+        log("responder got %r, reply_to %s" % (body, props.reply_to))
+        expect(body == b"question", "request body %r, want b'question'" % body)
+        expect(props.reply_to.startswith(reply_queue + ".") and len(props.reply_to) > len(reply_queue) + 1,
+               "request reply_to %r, want %s.<opaque>" % (props.reply_to, reply_queue))
+        confirmed_publish(rch, "", props.reply_to, b"answer", mandatory=True,
+                          properties=pika.BasicProperties(correlation_id=props.correlation_id))
+    finally:
+        responder.close()
+
+    deadline = time.monotonic() + TIMEOUT
+    while not replies and time.monotonic() < deadline:
+        conn.process_data_events(time_limit=0.1)
+    expect(len(replies) == 1, "the requester got %d replies, want 1" % len(replies))
+    method, props, body = replies[0]
+    log("requester got %r, correlation_id %s" % (body, props.correlation_id))
+    expect(body == b"answer" and props.correlation_id == "c-1",
+           "reply %r correlation_id %r, want b'answer' and 'c-1'" % (body, props.correlation_id))
+    ch.close()
+
+    ch = conn.channel()
+    log("basic.consume %s with manual acks" % reply_queue)
+    try:
+        ch.basic_consume(reply_queue, lambda *a: None, auto_ack=False)
+        conn.process_data_events(time_limit=QUIET)
+        ch.basic_qos(prefetch_count=1)  # a round trip: the close arrives first
+    except ChannelClosedByBroker as e:
+        log("  channel closed: %d %s" % (e.reply_code, e.reply_text))
+        expect(e.reply_code == 406, "reply code %d, want 406 (PRECONDITION_FAILED)" % e.reply_code)
+    else:
+        fail("a manual-ack consumer of %s was accepted" % reply_queue)
+
+    ch = conn.channel()
+    enable_confirms(conn, ch)
+    log("publish with reply_to %s on a channel that does not consume it" % reply_queue)
+    try:
+        ch.basic_publish("", q, b"refused", properties=pika.BasicProperties(reply_to=reply_queue))
+    except ChannelClosedByBroker as e:
+        log("  channel closed: %d %s" % (e.reply_code, e.reply_text))
+        expect(e.reply_code == 406, "reply code %d, want 406 (PRECONDITION_FAILED)" % e.reply_code)
+    else:
+        fail("a request with reply_to %s was accepted without a reply consumer" % reply_queue)
+    expect(conn.is_open, "the connection closed with the channel")
+
+
 # The restart checks: restart-publish before the broker restarts,
 # restart-verify after. Persistent messages are numbered 0..RESTART_N-1; a
 # transient one follows every RESTART_N/RESTART_TRANSIENT-th of them.
@@ -656,6 +733,7 @@ CHECKS = {
     "mandatory": check_mandatory,
     "requeue": check_requeue,
     "channel-error": check_channel_error,
+    "direct-reply-to": check_direct_reply_to,
     "restart-publish": check_restart_publish,
     "restart-verify": check_restart_verify,
 }
@@ -667,6 +745,7 @@ DEFAULT_CHECKS = [c for c in CHECKS if not c.startswith("restart-")]
 def run(url, run_id, name):
     log("== %s" % name)
     res = Resources(run_id, name)
+    res.url = url  # for checks that open a second connection
     conn = connect(url)
     try:
         CHECKS[name](conn, res)

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -24,6 +26,27 @@ func vhostOr(vhost string) string {
 		return broker.DefaultVhost
 	}
 	return vhost
+}
+
+// validUTF8 returns s with each byte that is not part of UTF-8 replaced by
+// U+FFFD, as encoding/json writes strings: a protobuf string must be UTF-8,
+// and one that is not failed the whole response (a gRPC subscription ended
+// on the first message or record holding one, every time).
+func validUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 {
+			b.WriteRune(utf8.RuneError)
+		} else {
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
 }
 
 // ---- record headers ----
@@ -45,7 +68,7 @@ func fromBrokerHeaders(hs []broker.Header) []*wharfv1.Header {
 	}
 	out := make([]*wharfv1.Header, len(hs))
 	for i, h := range hs {
-		out[i] = &wharfv1.Header{Key: h.Key, Value: h.Value}
+		out[i] = &wharfv1.Header{Key: validUTF8(h.Key), Value: h.Value}
 	}
 	return out
 }
@@ -89,13 +112,15 @@ func toWireProperties(p *wharfv1.Properties) (wire.Properties, error) {
 	return w, nil
 }
 
-// fromWireProperties converts a delivery's properties.
+// fromWireProperties converts a delivery's properties. Bytes that are not
+// UTF-8 in its strings become U+FFFD, as on the JSON faces.
 func fromWireProperties(w *wire.Properties) *wharfv1.Properties {
 	p := service.FromWire(w)
 	out := &wharfv1.Properties{
-		ContentType: p.ContentType, ContentEncoding: p.ContentEncoding, DeliveryMode: uint32(p.DeliveryMode),
-		Priority: uint32(p.Priority), CorrelationId: p.CorrelationID, ReplyTo: p.ReplyTo, Expiration: p.Expiration,
-		MessageId: p.MessageID, Timestamp: p.Timestamp, Type: p.Type, UserId: p.UserID, AppId: p.AppID,
+		ContentType: validUTF8(p.ContentType), ContentEncoding: validUTF8(p.ContentEncoding), DeliveryMode: uint32(p.DeliveryMode),
+		Priority: uint32(p.Priority), CorrelationId: validUTF8(p.CorrelationID), ReplyTo: validUTF8(p.ReplyTo),
+		Expiration: validUTF8(p.Expiration), MessageId: validUTF8(p.MessageID), Timestamp: p.Timestamp, Type: validUTF8(p.Type),
+		UserId: validUTF8(p.UserID), AppId: validUTF8(p.AppID),
 	}
 	if p.Headers != nil {
 		out.Headers = structOf(p.Headers)
@@ -193,7 +218,7 @@ func structOf[M ~map[string]any](t M) *structpb.Struct {
 func structFields[M ~map[string]any](t M) *structpb.Struct {
 	s := &structpb.Struct{Fields: make(map[string]*structpb.Value, len(t))}
 	for k, v := range t {
-		s.Fields[k] = valueOf(v)
+		s.Fields[validUTF8(k)] = valueOf(v)
 	}
 	return s
 }
@@ -205,7 +230,7 @@ func valueOf(v any) *structpb.Value {
 	case bool:
 		return structpb.NewBoolValue(x)
 	case string:
-		return structpb.NewStringValue(x)
+		return structpb.NewStringValue(validUTF8(x))
 	case int8:
 		return structpb.NewNumberValue(float64(x))
 	case uint8:

@@ -182,7 +182,7 @@ func (qs *queueSub) delivery(t tagged) *wharfv1.Delivery {
 		qs.logger.Error("grpc delivery of a message with undecodable properties", "queue", qs.q.Name, "err", err)
 	}
 	return &wharfv1.Delivery{
-		DeliveryTag: t.tag, Queue: qs.q.Name, Exchange: m.Exchange, RoutingKey: m.RoutingKey,
+		DeliveryTag: t.tag, Queue: qs.q.Name, Exchange: validUTF8(m.Exchange), RoutingKey: validUTF8(m.RoutingKey),
 		Redelivered: m.Redelivered, Properties: fromWireProperties(&m.Properties), Body: m.Body,
 	}
 }

@@ -57,7 +57,14 @@ func (s *Service) Route(p Publishing) (broker.PublishResult, error) {
 	if x.Internal {
 		return broker.PublishResult{}, Errorf(CodeForbidden, "cannot publish to internal exchange '%s' in vhost '%s'", p.Exchange, vhost)
 	}
-	props, err := wire.EncodeProperties(&p.Properties)
+	// Sender-selected distribution, as for an AMQP publish: CC and BCC
+	// headers add routing keys, and BCC is not delivered.
+	keys, bcc := tables.RoutingKeys(p.RoutingKey, p.Properties.Headers)
+	stored := p.Properties
+	if bcc {
+		stored.Headers = tables.WithoutBCC(p.Properties.Headers)
+	}
+	props, err := wire.EncodeProperties(&stored)
 	if err != nil {
 		return broker.PublishResult{}, Errorf(CodeInvalid, "message properties: %v", err)
 	}
@@ -69,7 +76,7 @@ func (s *Service) Route(p Publishing) (broker.PublishResult, error) {
 		Persistent: p.Properties.DeliveryMode == 2,
 		Timestamp:  s.opts.Now().UnixMilli(),
 	}
-	res, err := s.b.Publish(vhost, p.Exchange, []string{p.RoutingKey}, tables.ToBroker(p.Properties.Headers), msg)
+	res, err := s.b.Publish(vhost, p.Exchange, keys, tables.ToBroker(p.Properties.Headers), msg)
 	if err != nil {
 		return broker.PublishResult{}, AsError(err)
 	}

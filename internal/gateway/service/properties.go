@@ -132,7 +132,9 @@ func jsonValue(v any, depth int) (any, error) {
 
 // FromWire converts AMQP properties to the JSON form. Field values that
 // JSON has no type for become: byte arrays base64 strings, decimals
-// strings such as "12.34", timestamps seconds since the epoch.
+// strings such as "12.34", timestamps seconds since the epoch, and the
+// floats and doubles NaN, +Inf and -Inf the strings "NaN", "Infinity" and
+// "-Infinity" (JSON has no number for them; encoding one failed).
 func FromWire(w *wire.Properties) Properties {
 	p := Properties{
 		ContentType: w.ContentType, ContentEncoding: w.ContentEncoding, DeliveryMode: w.DeliveryMode,
@@ -173,9 +175,25 @@ func wireValue(v any) any {
 	case time.Time:
 		return x.Unix()
 	case float32:
-		return float64(x)
+		return floatValue(float64(x))
+	case float64:
+		return floatValue(x)
 	}
 	return v
+}
+
+// floatValue is a float as JSON can carry it: a number, or for NaN and
+// the infinities a string.
+func floatValue(f float64) any {
+	switch {
+	case math.IsNaN(f):
+		return "NaN"
+	case math.IsInf(f, 1):
+		return "Infinity"
+	case math.IsInf(f, -1):
+		return "-Infinity"
+	}
+	return f
 }
 
 func decimalString(d wire.Decimal) string {
