@@ -127,6 +127,11 @@ type Queue struct {
 	// and when the queue was last used.
 	expires  int64
 	lastUsed int64
+
+	// Single active consumer (x-single-active-consumer): only the first
+	// registered consumer, consumers[0], is delivered to; the others wait
+	// their turn in registration order.
+	singleActive bool
 }
 
 // newQueue builds a queue's delivery state; now is the clock its TTLs are
@@ -137,7 +142,7 @@ func newQueue(info QueueInfo, store *queueStore, recovered []*queued, memLimit i
 	}
 	q := &Queue{Vhost: info.Vhost, Name: info.Name, ID: info.ID, Durable: info.Durable, AutoDelete: info.AutoDelete, store: store, memLimit: memLimit,
 		now: now, ttl: queueTTL(info.Arguments), dlx: queueDLX(info.Arguments), limits: queueLengthLimits(info.Arguments),
-		expires: queueExpires(info.Arguments), lastUsed: now().UnixMilli()}
+		expires: queueExpires(info.Arguments), lastUsed: now().UnixMilli(), singleActive: queueSingleActive(info.Arguments)}
 	recoveredAt := now().UnixMilli()
 	for _, m := range recovered {
 		q.seq++
@@ -424,8 +429,16 @@ func (q *Queue) dispatchLocked() {
 
 // pickLocked chooses the consumer for the next message: among those that
 // can take one (not busy, within their prefetch), the highest priority,
-// round-robin among equals. It takes the consumer's credit.
+// round-robin among equals; with a single active consumer, only the
+// active one. It takes the consumer's credit.
 func (q *Queue) pickLocked() *Consumer {
+	if q.singleActive {
+		c := q.consumers[0]
+		if !c.canTake() || !c.take() {
+			return nil
+		}
+		return c
+	}
 	n := len(q.consumers)
 	best := -1
 	for i := range n {

@@ -144,10 +144,12 @@ func (q *Queue) Consume(c *Consumer) error {
 
 // Cancel removes a consumer. It reports whether the queue is auto-delete
 // and has just lost its last consumer, so the caller should delete it
-// (Broker.QueueUnused). Deliveries already made stay unsettled.
+// (Broker.QueueUnused). Deliveries already made stay unsettled. With a
+// single active consumer, cancelling the active one hands the queue to the
+// next registered, which gets the ready messages at once.
 func (q *Queue) Cancel(c *Consumer) (unused bool) {
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	defer q.unlock()
 	for i, x := range q.consumers {
 		if x == c {
 			q.consumers = append(q.consumers[:i], q.consumers[i+1:]...)
@@ -158,6 +160,9 @@ func (q *Queue) Cancel(c *Consumer) (unused bool) {
 				q.exclusive = false
 			}
 			q.touchLocked()
+			if q.singleActive && i == 0 && !q.closed {
+				q.dispatchLocked()
+			}
 			break
 		}
 	}
