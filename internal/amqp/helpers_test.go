@@ -25,6 +25,8 @@ type testServer struct {
 	serveCh chan error
 	// now is the broker's clock; nil means time.Now.
 	now func() time.Time
+	// queueMemory is the broker's QueueMemoryBytes (0: no paging).
+	queueMemory int64
 }
 
 // startServer opens a broker in a fresh directory and serves AMQP on it.
@@ -47,7 +49,7 @@ func testLogger() *slog.Logger {
 func (ts *testServer) start() {
 	t := ts.t
 	t.Helper()
-	b, err := broker.Open(broker.Options{DataDir: ts.dir, Logger: testLogger(), Now: ts.now})
+	b, err := broker.Open(broker.Options{DataDir: ts.dir, Logger: testLogger(), Now: ts.now, QueueMemoryBytes: ts.queueMemory})
 	if err != nil {
 		t.Fatalf("open broker: %v", err)
 	}

@@ -35,7 +35,8 @@ type queued struct {
 	seq         uint64   // order of arrival in the queue
 	offset      int64    // offset in the queue's log, or -1 when not stored
 	redelivered bool
-	popped      bool // has left the ready list (delivered or purged)
+	popped      bool  // has left the ready list (delivered or purged)
+	level       uint8 // its priority level (queue_priority.go)
 	// expiresAt is when the message expires (TTL), in milliseconds since
 	// the Unix epoch; 0 means never.
 	expiresAt int64
@@ -57,9 +58,10 @@ func (m *Message) size() int64 { return int64(len(m.Body) + len(m.Properties)) }
 // consumers. A durable queue also keeps its persistent messages in a log
 // (see queuestore.go); a transient queue lives only in memory.
 //
-// Invariants: ready messages go out in arrival order, requeued ones first
-// (they arrived before every message still ready, so the two lists never
-// interleave); a consumer's Deliver runs under mu, so it must neither block
+// Invariants: ready messages go out highest priority level first (a queue
+// without x-max-priority has one level); within a level, in arrival order,
+// requeued ones first (they arrived before every message still ready at
+// their level, so the two lists never interleave); a consumer's Deliver runs under mu, so it must neither block
 // nor call back into the queue or the broker. A stored message is handed
 // out only once its log append is durable, so a consumer never sees a
 // message that a failed fsync discarded (its publisher was not confirmed);
@@ -73,8 +75,7 @@ type Queue struct {
 	AutoDelete bool
 
 	mu          sync.Mutex
-	ready       deque
-	requeued    []*queued // sorted by seq; delivered before ready
+	levels      []level // ready messages by priority (queue_priority.go): one level, or x-max-priority+1
 	unacked     int
 	seq         uint64
 	consumers   []*Consumer
@@ -142,11 +143,17 @@ func newQueue(info QueueInfo, store *queueStore, recovered []*queued, memLimit i
 	}
 	q := &Queue{Vhost: info.Vhost, Name: info.Name, ID: info.ID, Durable: info.Durable, AutoDelete: info.AutoDelete, store: store, memLimit: memLimit,
 		now: now, ttl: queueTTL(info.Arguments), dlx: queueDLX(info.Arguments), limits: queueLengthLimits(info.Arguments),
-		expires: queueExpires(info.Arguments), lastUsed: now().UnixMilli(), singleActive: queueSingleActive(info.Arguments)}
+		expires: queueExpires(info.Arguments), lastUsed: now().UnixMilli(), singleActive: queueSingleActive(info.Arguments),
+		levels: make([]level, 1+int(queueMaxPriority(info.Arguments)))}
 	recoveredAt := now().UnixMilli()
 	for _, m := range recovered {
 		q.seq++
 		m.seq = q.seq
+		if m.msg == nil && len(q.levels) > 1 {
+			m.level = q.pagedOutLevel(m)
+		} else {
+			m.level = q.levelFor(m.msg)
+		}
 		if m.msg != nil {
 			q.recoveredExpiry(m, recoveredAt)
 			m.bytes = int64(len(m.msg.Body))
@@ -157,7 +164,7 @@ func newQueue(info QueueInfo, store *queueStore, recovered []*queued, memLimit i
 		if m.msg != nil {
 			q.resident += m.msg.size()
 		}
-		q.ready.push(m)
+		q.levels[m.level].ready.push(m)
 	}
 	return q
 }
@@ -240,25 +247,28 @@ func (q *Queue) awaitDurable() {
 	}
 }
 
-// dropDiscardedLocked removes from the ready list the messages whose
+// dropDiscardedLocked removes from the ready lists the messages whose
 // appends a failed fsync discarded.
 func (q *Queue) dropDiscardedLocked(cause error) {
-	var kept deque
 	dropped := 0
-	for q.ready.len() > 0 {
-		m := q.ready.pop()
-		if _, discarded := q.durableLocked(m); discarded {
-			m.popped = true
-			q.readyBytes -= m.bytes
-			if m.msg != nil {
-				q.resident -= m.msg.size()
+	for i := range q.levels {
+		l := &q.levels[i]
+		var kept deque
+		for l.ready.len() > 0 {
+			m := l.ready.pop()
+			if _, discarded := q.durableLocked(m); discarded {
+				m.popped = true
+				q.readyBytes -= m.bytes
+				if m.msg != nil {
+					q.resident -= m.msg.size()
+				}
+				dropped++
+				continue
 			}
-			dropped++
-			continue
+			kept.push(m)
 		}
-		kept.push(m)
+		l.ready = kept
 	}
-	q.ready = kept
 	if dropped > 0 {
 		q.store.logger.Warn("messages whose fsync failed were dropped from the queue unconfirmed",
 			"queue", q.Name, "vhost", q.Vhost, "messages", dropped, "err", cause)
@@ -336,7 +346,8 @@ func (q *Queue) enqueue(msg *Message, batch []byte) (p storage.Pending, rejected
 	}
 	q.seq++
 	m.seq = q.seq
-	q.ready.push(m)
+	m.level = q.levelFor(msg)
+	q.levels[m.level].ready.push(m)
 	q.readyBytes += m.bytes
 	q.stats.in(1, len(msg.Body))
 	q.resident += msg.size()
@@ -352,7 +363,13 @@ func (q *Queue) enqueue(msg *Message, batch []byte) (p storage.Pending, rejected
 	return p, false, nil
 }
 
-func (q *Queue) readyLocked() int { return len(q.requeued) + q.ready.len() }
+func (q *Queue) readyLocked() int {
+	n := 0
+	for i := range q.levels {
+		n += len(q.levels[i].requeued) + q.levels[i].ready.len()
+	}
+	return n
+}
 
 // popLocked takes the next ready message, reading a paged-out body back
 // from the log. A message that cannot be read back is logged and dropped;
@@ -365,17 +382,18 @@ func (q *Queue) popLocked() *queued {
 			continue
 		}
 		var m *queued
-		if len(q.requeued) > 0 {
-			m = q.requeued[0]
-			q.requeued[0] = nil
-			q.requeued = q.requeued[1:]
+		l := q.topLocked()
+		if len(l.requeued) > 0 {
+			m = l.requeued[0]
+			l.requeued[0] = nil
+			l.requeued = l.requeued[1:]
 			q.readyBytes -= m.bytes
 		} else {
-			durable, discarded := q.durableLocked(q.ready.peek())
+			durable, discarded := q.durableLocked(l.ready.peek())
 			if !durable && !discarded {
 				return nil // awaitDurable dispatches it once it is durable
 			}
-			m = q.ready.pop()
+			m = l.ready.pop()
 			q.readyBytes -= m.bytes
 			if m.msg != nil {
 				q.resident -= m.msg.size()
@@ -500,10 +518,11 @@ func (q *Queue) Get(ctx context.Context, noAck bool) (Delivery, bool) {
 			}
 			return Delivery{Queue: q, Message: m.msg, Redelivered: m.redelivered, Remaining: q.readyLocked(), m: m}, true
 		}
-		if q.ready.len() == 0 {
+		l := q.topLocked()
+		if l == nil || l.ready.len() == 0 {
 			return Delivery{}, false
 		}
-		p := q.ready.peek().pending
+		p := l.ready.peek().pending
 		q.mu.Unlock()
 		err := p.Wait(ctx)
 		q.mu.Lock()
@@ -525,7 +544,7 @@ func (q *Queue) Discard(ds []Delivery) {
 }
 
 // Requeue puts deliveries back, in their original order ahead of every
-// message still ready, marked redelivered.
+// message still ready at their priority level, marked redelivered.
 func (q *Queue) Requeue(ds []Delivery) {
 	q.settle(ds, true, "")
 }
@@ -551,7 +570,8 @@ func (q *Queue) settle(ds []Delivery, requeue bool, deadReason string) {
 			continue
 		}
 		d.m.redelivered = true
-		i, _ := slices.BinarySearchFunc(q.requeued, d.m.seq, func(m *queued, seq uint64) int {
+		l := &q.levels[d.m.level]
+		i, _ := slices.BinarySearchFunc(l.requeued, d.m.seq, func(m *queued, seq uint64) int {
 			switch {
 			case m.seq < seq:
 				return -1
@@ -560,7 +580,7 @@ func (q *Queue) settle(ds []Delivery, requeue bool, deadReason string) {
 			}
 			return 0
 		})
-		q.requeued = slices.Insert(q.requeued, i, d.m)
+		l.requeued = slices.Insert(l.requeued, i, d.m)
 		q.readyBytes += d.m.bytes
 	}
 	if !q.closed {
@@ -584,14 +604,17 @@ func (q *Queue) Purge() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	n := q.readyLocked()
-	for _, m := range q.requeued {
-		q.settledLocked(m)
-	}
-	q.requeued = nil
-	for q.ready.len() > 0 {
-		m := q.ready.pop()
-		m.popped = true
-		q.settledLocked(m)
+	for i := range q.levels {
+		l := &q.levels[i]
+		for _, m := range l.requeued {
+			q.settledLocked(m)
+		}
+		l.requeued = nil
+		for l.ready.len() > 0 {
+			m := l.ready.pop()
+			m.popped = true
+			q.settledLocked(m)
+		}
 	}
 	q.resident, q.toPage, q.readyBytes = 0, nil, 0
 	return n
@@ -625,8 +648,7 @@ func (q *Queue) close(deleted bool) ([]*Consumer, error) {
 	q.closed = true
 	cs := q.consumers
 	q.consumers = nil
-	q.requeued = nil
-	q.ready = deque{}
+	clear(q.levels)
 	if q.store == nil {
 		return cs, nil
 	}

@@ -198,22 +198,30 @@ func (q *Queue) dropExpiredHeadLocked(now int64, offered, settle bool) bool {
 
 // headLocked returns the next ready message, nil if none.
 func (q *Queue) headLocked() *queued {
-	if len(q.requeued) > 0 {
-		return q.requeued[0]
+	l := q.topLocked()
+	if l == nil {
+		return nil
 	}
-	return q.ready.peek()
+	if len(l.requeued) > 0 {
+		return l.requeued[0]
+	}
+	return l.ready.peek()
 }
 
 // takeHeadLocked removes the next ready message from the ready list,
 // whether or not it is durable yet, and returns it; the caller settles it.
 func (q *Queue) takeHeadLocked() *queued {
 	var m *queued
-	if len(q.requeued) > 0 {
-		m = q.requeued[0]
-		q.requeued[0] = nil
-		q.requeued = q.requeued[1:]
+	l := q.topLocked()
+	if l == nil {
+		return nil
+	}
+	if len(l.requeued) > 0 {
+		m = l.requeued[0]
+		l.requeued[0] = nil
+		l.requeued = l.requeued[1:]
 	} else {
-		if m = q.ready.pop(); m == nil {
+		if m = l.ready.pop(); m == nil {
 			return nil
 		}
 		if m.msg != nil {
