@@ -51,6 +51,11 @@
 //     A queue publishes dead letters (queue_deadletter.go) only after
 //     releasing its own lock, never under it, so a dead letter may route
 //     back to the same queue.
+//   - A queue delivers its ready messages highest priority level first
+//     (queue_priority.go; one level without x-max-priority), in arrival
+//     order within a level, requeued ones first. With a single active
+//     consumer (queue_sac.go) only the first registered consumer is
+//     delivered to.
 //
 // # Lock order
 //
