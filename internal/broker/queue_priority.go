@@ -1,7 +1,5 @@
 package broker
 
-import "encoding/binary"
-
 // Priority queues (x-max-priority, 1 to 255), as in RabbitMQ's classic
 // queues: a queue keeps one level of ready messages per priority, from 0
 // to its maximum, and delivers from the highest level that has any. A
@@ -55,49 +53,11 @@ func (q *Queue) topLocked() *level {
 }
 
 // propertyPriority reads the priority property from encoded basic
-// properties (the flags, then the fields present). ok is false when it is
-// absent or the properties are malformed.
+// properties. ok is false when it is absent or the properties are
+// malformed.
 func propertyPriority(props []byte) (uint8, bool) {
-	if len(props) < 2 {
-		return 0, false
-	}
-	flags := binary.BigEndian.Uint16(props)
-	if flags&propPriority == 0 {
-		return 0, false
-	}
-	p := props[2:]
-	for flags&1 != 0 { // more flag words follow (none are defined)
-		if len(p) < 2 {
-			return 0, false
-		}
-		flags = binary.BigEndian.Uint16(p)
-		p = p[2:]
-	}
-	skip := func(n int) bool {
-		if n > len(p) {
-			return false
-		}
-		p = p[n:]
-		return true
-	}
-	for _, f := range []uint16{propContentType, propContentEncoding, propHeaders, propDeliveryMode} {
-		if flags&f == 0 {
-			continue
-		}
-		var good bool
-		switch f {
-		case propHeaders:
-			good = len(p) >= 4 && skip(4+int(binary.BigEndian.Uint32(p)))
-		case propDeliveryMode:
-			good = skip(1)
-		default:
-			good = len(p) > 0 && skip(1+int(p[0]))
-		}
-		if !good {
-			return 0, false
-		}
-	}
-	if len(p) == 0 {
+	p, ok := propertyAt(props, propPriority)
+	if !ok || len(p) == 0 {
 		return 0, false
 	}
 	return p[0], true

@@ -46,54 +46,65 @@ const (
 )
 
 // propertyExpiration reads the expiration property from encoded basic
-// properties (the flags, then the fields present), without decoding the
-// rest. ok is false when it is absent or not a valid TTL.
+// properties, without decoding the rest. ok is false when it is absent or
+// not a valid TTL.
 func propertyExpiration(props []byte) (ttl int64, ok bool) {
-	if len(props) < 2 {
-		return 0, false
-	}
-	flags := binary.BigEndian.Uint16(props)
-	if flags&propExpiration == 0 {
-		return 0, false
-	}
-	p := props[2:]
-	for flags&1 != 0 { // more flag words follow (none are defined)
-		if len(p) < 2 {
-			return 0, false
-		}
-		flags = binary.BigEndian.Uint16(p)
-		p = p[2:]
-	}
-	skip := func(n int) bool {
-		if n > len(p) {
-			return false
-		}
-		p = p[n:]
-		return true
-	}
-	shortstr := func() bool { return len(p) > 0 && skip(1+int(p[0])) }
-	for _, f := range []uint16{propContentType, propContentEncoding, propHeaders, propDeliveryMode, propPriority, propCorrelationID, propReplyTo} {
-		if flags&f == 0 {
-			continue
-		}
-		var good bool
-		switch f {
-		case propHeaders:
-			good = len(p) >= 4 && skip(4+int(binary.BigEndian.Uint32(p)))
-		case propDeliveryMode, propPriority:
-			good = skip(1)
-		default:
-			good = shortstr()
-		}
-		if !good {
-			return 0, false
-		}
-	}
-	if len(p) == 0 || len(p) < 1+int(p[0]) {
+	p, ok := propertyAt(props, propExpiration)
+	if !ok || len(p) == 0 || len(p) < 1+int(p[0]) {
 		return 0, false
 	}
 	n, err := ParseExpiration(string(p[1 : 1+int(p[0])]))
 	return n, err == nil
+}
+
+// propertyAt returns encoded basic properties (the flags, then the fields
+// present) from where the field of flag want starts. ok is false when the
+// field is absent or the fields before it are malformed. want is
+// expiration or a field before it.
+func propertyAt(props []byte, want uint16) ([]byte, bool) {
+	if len(props) < 2 {
+		return nil, false
+	}
+	flags := binary.BigEndian.Uint16(props)
+	if flags&want == 0 {
+		return nil, false
+	}
+	p := props[2:]
+	for flags&1 != 0 { // more flag words follow (none are defined)
+		if len(p) < 2 {
+			return nil, false
+		}
+		flags = binary.BigEndian.Uint16(p)
+		p = p[2:]
+	}
+	for _, f := range []uint16{propContentType, propContentEncoding, propHeaders, propDeliveryMode, propPriority, propCorrelationID, propReplyTo} {
+		if f <= want {
+			break
+		}
+		if flags&f == 0 {
+			continue
+		}
+		var n int
+		switch f {
+		case propHeaders:
+			if len(p) < 4 {
+				return nil, false
+			}
+			n = 4 + int(binary.BigEndian.Uint32(p))
+		case propDeliveryMode, propPriority:
+			n = 1
+		default:
+			if len(p) == 0 {
+				return nil, false
+			}
+			n = 1 + int(p[0])
+		}
+		if n > len(p) {
+			return nil, false
+		}
+		p = p[n:]
+	}
+	return p, true
 }
 
 // queueTTL returns a queue's x-message-ttl in milliseconds, -1 if none.
