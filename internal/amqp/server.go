@@ -92,7 +92,7 @@ type Server struct {
 	logger *slog.Logger
 
 	mu       sync.Mutex
-	ln       net.Listener
+	lns      []net.Listener // every listener Serve was given (plain and TLS)
 	conns    map[*conn]struct{}
 	admitted map[*conn]func() // open connections and what frees their slots (limits.go)
 	closing  bool
@@ -126,7 +126,9 @@ func NewServer(b *broker.Broker, opts Options) *Server {
 }
 
 // Serve accepts connections on ln until Shutdown. It returns nil after a
-// Shutdown, or the accept error that stopped it.
+// Shutdown, or the accept error that stopped it. Serve may run on several
+// listeners at once (a plain one and a TLS one); their connections share
+// the server's limits, connection ids and shutdown.
 func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
 	if s.closing {
@@ -134,7 +136,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		ln.Close()
 		return nil
 	}
-	s.ln = ln
+	s.lns = append(s.lns, ln)
 	s.mu.Unlock()
 	for {
 		nc, err := ln.Accept()
@@ -182,8 +184,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	first := !s.closing
 	s.closing = true
-	if s.ln != nil {
-		s.ln.Close()
+	for _, ln := range s.lns {
+		ln.Close()
 	}
 	for c := range s.conns {
 		c.shutdown()

@@ -16,6 +16,15 @@ type Config struct {
 	KafkaListen string `yaml:"kafka_listen"`
 	AMQPListen  string `yaml:"amqp_listen"`
 	HTTPListen  string `yaml:"http_listen"`
+	// KafkaTLSListen, AMQPSListen and HTTPSListen are the TLS listeners,
+	// beside the plain ones, with the certificates of TLS; empty disables
+	// them.
+	KafkaTLSListen string `yaml:"kafka_tls_listen"`
+	AMQPSListen    string `yaml:"amqps_listen"`
+	HTTPSListen    string `yaml:"https_listen"`
+	// KafkaTLSAdvertise is the host:port Kafka clients of the TLS listener
+	// are told to connect to; empty means that listener's own address.
+	KafkaTLSAdvertise string `yaml:"kafka_tls_advertise"`
 	// TCPKeepAlive is the TCP keepalive idle time and probe interval of
 	// every listener's accepted connections; zero disables keepalive.
 	TCPKeepAlive time.Duration `yaml:"tcp_keepalive"`
@@ -58,6 +67,27 @@ type Config struct {
 	Limits LimitsConfig `yaml:"limits"`
 	// Alarms configures the resource alarms.
 	Alarms AlarmsConfig `yaml:"alarms"`
+	// TLS holds the certificates of the TLS listeners.
+	TLS TLSConfig `yaml:"tls"`
+}
+
+// TLSConfig names the PEM files of the TLS listeners (internal/certs).
+// They are read at start and again on SIGHUP.
+type TLSConfig struct {
+	// CertFile is the server certificate (with any intermediates) and
+	// KeyFile its private key.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// CAFile holds the authorities client certificates must chain to.
+	CAFile string `yaml:"ca_file"`
+	// ClientAuth is none, optional or required: whether TLS clients must
+	// present a certificate signed by CAFile.
+	ClientAuth string `yaml:"client_auth"`
+}
+
+// TLSEnabled reports whether any TLS listener is configured.
+func (c Config) TLSEnabled() bool {
+	return c.KafkaTLSListen != "" || c.AMQPSListen != "" || c.HTTPSListen != ""
 }
 
 // LimitsConfig holds the resource limits. A zero count means no limit.
@@ -184,6 +214,7 @@ func Default() Config {
 			DiskFreeLimitBytes: 50_000_000, // RabbitMQ's default
 			CheckInterval:      time.Second,
 		},
+		TLS: TLSConfig{ClientAuth: "none"},
 	}
 }
 

@@ -208,6 +208,14 @@ func TestEverySettingFromEverySource(t *testing.T) {
 		"alarms.disk_free_limit_bytes":        "1000000000",
 		"alarms.memory_high_watermark_bytes":  "-1",
 		"alarms.check_interval":               "250ms",
+		"kafka_tls_listen":                    "0.0.0.0:19093",
+		"amqps_listen":                        "0.0.0.0:5671",
+		"https_listen":                        "0.0.0.0:8443",
+		"kafka_tls_advertise":                 "broker.example:19093",
+		"tls.cert_file":                       "/etc/wharf/server.crt",
+		"tls.key_file":                        "/etc/wharf/server.key",
+		"tls.ca_file":                         "/etc/wharf/ca.crt",
+		"tls.client_auth":                     "required",
 	}
 	want := Config{
 		DataDir:                 "/var/lib/wharf",
@@ -262,6 +270,16 @@ func TestEverySettingFromEverySource(t *testing.T) {
 			DiskFreeLimitBytes:       1000000000,
 			MemoryHighWatermarkBytes: -1,
 			CheckInterval:            250 * time.Millisecond,
+		},
+		KafkaTLSListen:    "0.0.0.0:19093",
+		AMQPSListen:       "0.0.0.0:5671",
+		HTTPSListen:       "0.0.0.0:8443",
+		KafkaTLSAdvertise: "broker.example:19093",
+		TLS: TLSConfig{
+			CertFile:   "/etc/wharf/server.crt",
+			KeyFile:    "/etc/wharf/server.key",
+			CAFile:     "/etc/wharf/ca.crt",
+			ClientAuth: "required",
 		},
 	}
 	settings := Settings()
