@@ -52,6 +52,11 @@ type Config struct {
 	// and Produce) with DefaultPartitions partitions.
 	AutoCreateTopics  bool `yaml:"auto_create_topics"`
 	DefaultPartitions int  `yaml:"default_partitions"`
+	// RequireAuth refuses unauthenticated clients on every protocol:
+	// Kafka clients must log in with SASL, and WebSocket anonymous access
+	// is off whatever WebSocket.Anonymous says (AMQP, REST and gRPC always
+	// require a login).
+	RequireAuth bool `yaml:"require_auth"`
 	// LogLevel is one of debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
 	// LogFormat is text or json.

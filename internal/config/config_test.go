@@ -216,6 +216,7 @@ func TestEverySettingFromEverySource(t *testing.T) {
 		"tls.key_file":                        "/etc/wharf/server.key",
 		"tls.ca_file":                         "/etc/wharf/ca.crt",
 		"tls.client_auth":                     "required",
+		"require_auth":                        "true",
 	}
 	want := Config{
 		DataDir:                 "/var/lib/wharf",
@@ -275,6 +276,7 @@ func TestEverySettingFromEverySource(t *testing.T) {
 		AMQPSListen:       "0.0.0.0:5671",
 		HTTPSListen:       "0.0.0.0:8443",
 		KafkaTLSAdvertise: "broker.example:19093",
+		RequireAuth:       true,
 		TLS: TLSConfig{
 			CertFile:   "/etc/wharf/server.crt",
 			KeyFile:    "/etc/wharf/server.key",

@@ -69,6 +69,8 @@ type conn struct {
 	idle   idleState // conn_read.go
 
 	throttleUntil atomic.Int64 // Unix ns before which nothing more is read (memory alarm; alarms.go)
+
+	sasl saslState // authentication (sasl.go); the reader goroutine's own
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -168,6 +170,9 @@ func (c *conn) handle(body []byte) (p pending, err error) {
 			return p, nil
 		}
 		return p, fmt.Errorf("API key %d version %d outside [%d, %d]", r.key, r.version, h.min, h.max)
+	}
+	if err := c.admitted(r.key); err != nil {
+		return p, err
 	}
 	r.kreq = kmsg.RequestForKey(r.key)
 	r.kreq.SetVersion(r.version)

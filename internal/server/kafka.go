@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync"
 
+	"github.com/wharfmq/wharf/internal/auth"
 	"github.com/wharfmq/wharf/internal/broker"
 	"github.com/wharfmq/wharf/internal/certs"
 	"github.com/wharfmq/wharf/internal/config"
@@ -21,7 +22,7 @@ type kafkaListener struct {
 	wg   sync.WaitGroup
 }
 
-func startKafka(cfg config.Config, st *certs.Store, b *broker.Broker, logger *slog.Logger) (*kafkaListener, error) {
+func startKafka(cfg config.Config, st *certs.Store, b *broker.Broker, users *auth.Store, logger *slog.Logger) (*kafkaListener, error) {
 	type endpoint struct {
 		name      string
 		ln        net.Listener
@@ -58,6 +59,8 @@ func startKafka(cfg config.Config, st *certs.Store, b *broker.Broker, logger *sl
 			AutoCreateTopics:   cfg.AutoCreateTopics,
 			DefaultPartitions:  int32(cfg.DefaultPartitions),
 			MaxConnections:     cfg.Limits.KafkaMaxConnections,
+			Users:              users,
+			RequireSASL:        cfg.RequireAuth,
 			Logger:             logger,
 		})
 		l.srvs = append(l.srvs, srv)

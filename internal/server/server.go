@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,6 +24,9 @@ import (
 	"github.com/wharfmq/wharf/internal/limits"
 	"github.com/wharfmq/wharf/internal/metrics"
 )
+
+// usersFile is the users file's name in the data directory.
+const usersFile = "users.json"
 
 // readHeaderTimeout bounds how long a client may take to send request
 // headers to the HTTP listener.
@@ -96,7 +100,10 @@ func RunWithOptions(ctx context.Context, cfg config.Config, logger *slog.Logger,
 	}
 
 	collector := metrics.NewCollector(b)
-	users := auth.NewDefaultStore()
+	users, err := auth.Open(filepath.Join(cfg.DataDir, usersFile))
+	if err != nil {
+		return fmt.Errorf("opening users: %w", err)
+	}
 	userLimits := limits.NewUsers(cfg.Limits.MaxConnectionsPerUser) // shared by AMQP and the gateway
 	var amqpSrv *amqpListener
 	if cfg.AMQPListen != "" || cfg.AMQPSListen != "" {
@@ -111,7 +118,7 @@ func RunWithOptions(ctx context.Context, cfg config.Config, logger *slog.Logger,
 
 	var kafkaSrv *kafkaListener
 	if cfg.KafkaListen != "" || cfg.KafkaTLSListen != "" {
-		kafkaSrv, err = startKafka(cfg, tlsStore, b, logger)
+		kafkaSrv, err = startKafka(cfg, tlsStore, b, users, logger)
 		if err != nil {
 			return err
 		}
