@@ -31,6 +31,9 @@ type Config struct {
 	// KafkaAdvertise is the host:port Kafka clients are told to connect
 	// to; empty means the listener's own address.
 	KafkaAdvertise string `yaml:"kafka_advertise"`
+	// KafkaVhost is the vhost Kafka topics and consumer groups belong to:
+	// its permissions govern them.
+	KafkaVhost string `yaml:"kafka_vhost"`
 	// KafkaMaxRequestBytes bounds the size of one Kafka request.
 	KafkaMaxRequestBytes int `yaml:"kafka_max_request_bytes"`
 	// KafkaFetchMaxBytes bounds one fetch response, whatever the client
@@ -184,6 +187,7 @@ func Default() Config {
 		AMQPListen:              "127.0.0.1:5672",
 		HTTPListen:              "127.0.0.1:8080",
 		TCPKeepAlive:            15 * time.Second,
+		KafkaVhost:              "/",
 		KafkaMaxRequestBytes:    100 << 20,
 		KafkaFetchMaxBytes:      55 << 20,
 		KafkaConnectionsMaxIdle: 10 * time.Minute,

@@ -217,6 +217,7 @@ func TestEverySettingFromEverySource(t *testing.T) {
 		"tls.ca_file":                         "/etc/wharf/ca.crt",
 		"tls.client_auth":                     "required",
 		"require_auth":                        "true",
+		"kafka_vhost":                         "events",
 	}
 	want := Config{
 		DataDir:                 "/var/lib/wharf",
@@ -277,6 +278,7 @@ func TestEverySettingFromEverySource(t *testing.T) {
 		HTTPSListen:       "0.0.0.0:8443",
 		KafkaTLSAdvertise: "broker.example:19093",
 		RequireAuth:       true,
+		KafkaVhost:        "events",
 		TLS: TLSConfig{
 			CertFile:   "/etc/wharf/server.crt",
 			KeyFile:    "/etc/wharf/server.key",

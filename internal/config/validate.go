@@ -64,6 +64,9 @@ func (c Config) Validate() error {
 			return fieldError("kafka_tls_advertise", err)
 		}
 	}
+	if c.KafkaVhost == "" {
+		return fieldError("kafka_vhost", errors.New("must not be empty"))
+	}
 	if err := c.validateTLS(); err != nil {
 		return err
 	}

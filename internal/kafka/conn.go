@@ -185,9 +185,23 @@ func (c *conn) handle(body []byte) (p pending, err error) {
 	if err := r.kreq.ReadFrom(rd.Src); err != nil {
 		return p, fmt.Errorf("decoding API key %d v%d: %w", r.key, r.version, err)
 	}
+	deny, patch := c.authorize(r)
+	if deny != nil {
+		return pending{req: r, reply: now(deny)}, nil
+	}
 	rep, err := h.serve(c.ctx, r)
 	if err != nil {
 		return p, err
+	}
+	if patch != nil && rep.finish != nil {
+		finish := rep.finish
+		rep.finish = func(ctx context.Context) kmsg.Response {
+			resp := finish(ctx)
+			if resp != nil {
+				patch(resp)
+			}
+			return resp
+		}
 	}
 	return pending{req: r, reply: rep}, nil
 }

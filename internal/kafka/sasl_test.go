@@ -26,6 +26,9 @@ func saslServer(t *testing.T) *testServer {
 	if err := users.Put("alice", "al1ce", false); err != nil {
 		t.Fatal(err)
 	}
+	if err := users.SetPermission("alice", "/", auth.Permission{Configure: ".*", Write: ".*", Read: ".*"}); err != nil {
+		t.Fatal(err)
+	}
 	return startServer(t, func(o *Options) { o.Users, o.RequireSASL = users, true })
 }
 

@@ -57,6 +57,9 @@ type Options struct {
 	// RequireSASL refuses every request but ApiVersions and the SASL ones
 	// from a connection that has not authenticated.
 	RequireSASL bool
+	// Vhost is the vhost whose permissions govern topics and groups
+	// (authz.go); empty means "/".
+	Vhost string
 	Logger      *slog.Logger
 }
 

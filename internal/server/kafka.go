@@ -61,6 +61,7 @@ func startKafka(cfg config.Config, st *certs.Store, b *broker.Broker, users *aut
 			MaxConnections:     cfg.Limits.KafkaMaxConnections,
 			Users:              users,
 			RequireSASL:        cfg.RequireAuth,
+			Vhost:              cfg.KafkaVhost,
 			Logger:             logger,
 		})
 		l.srvs = append(l.srvs, srv)
