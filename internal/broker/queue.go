@@ -45,6 +45,9 @@ type queued struct {
 	// expiryUnknown: recovered paged out, so its expiry (and size) are
 	// known once it is read back.
 	expiryUnknown bool
+	// returns counts the deliveries of the message that came back
+	// unacknowledged, in a queue that counts them (queue_quorum.go).
+	returns uint32
 	// pending is the log append of a stored message until it is known to
 	// be durable (then it is zero): the message is not delivered before.
 	pending storage.Pending
@@ -133,6 +136,12 @@ type Queue struct {
 	// registered consumer, consumers[0], is delivered to; the others wait
 	// their turn in registration order.
 	singleActive bool
+
+	// Delivery counting (queue_quorum.go): a quorum queue counts the
+	// returns of each message and dead-letters one returned more than
+	// deliveryLimit times (-1: no limit).
+	countReturns  bool
+	deliveryLimit int64
 }
 
 // newQueue builds a queue's delivery state; now is the clock its TTLs are
@@ -145,6 +154,7 @@ func newQueue(info QueueInfo, store *queueStore, recovered []*queued, memLimit i
 		now: now, ttl: queueTTL(info.Arguments), dlx: queueDLX(info.Arguments), limits: queueLengthLimits(info.Arguments),
 		expires: queueExpires(info.Arguments), lastUsed: now().UnixMilli(), singleActive: queueSingleActive(info.Arguments),
 		levels: make([]level, 1+int(queueMaxPriority(info.Arguments)))}
+	q.countReturns, q.deliveryLimit = queueDeliveryLimit(info.Arguments)
 	recoveredAt := now().UnixMilli()
 	for _, m := range recovered {
 		q.seq++
@@ -441,7 +451,7 @@ func (q *Queue) dispatchLocked() {
 		} else {
 			q.unacked++
 		}
-		c.Deliver(Delivery{Queue: q, Message: m.msg, Redelivered: m.redelivered, Consumer: c, m: m})
+		c.Deliver(Delivery{Queue: q, Message: q.outgoingLocked(m), Redelivered: m.redelivered, Consumer: c, m: m})
 	}
 }
 
@@ -516,7 +526,7 @@ func (q *Queue) Get(ctx context.Context, noAck bool) (Delivery, bool) {
 			} else {
 				q.unacked++
 			}
-			return Delivery{Queue: q, Message: m.msg, Redelivered: m.redelivered, Remaining: q.readyLocked(), m: m}, true
+			return Delivery{Queue: q, Message: q.outgoingLocked(m), Redelivered: m.redelivered, Remaining: q.readyLocked(), m: m}, true
 		}
 		l := q.topLocked()
 		if l == nil || l.ready.len() == 0 {
@@ -544,7 +554,9 @@ func (q *Queue) Discard(ds []Delivery) {
 }
 
 // Requeue puts deliveries back, in their original order ahead of every
-// message still ready at their priority level, marked redelivered.
+// message still ready at their priority level, marked redelivered. A
+// quorum queue counts the return, and dead-letters a message returned
+// more times than its delivery limit instead (queue_quorum.go).
 func (q *Queue) Requeue(ds []Delivery) {
 	q.settle(ds, true, "")
 }
@@ -566,6 +578,11 @@ func (q *Queue) settle(ds []Delivery, requeue bool, deadReason string) {
 			if deadReason != "" {
 				q.deadLetterLocked(d.m, deadReason)
 			}
+			q.settledLocked(d.m)
+			continue
+		}
+		if q.returnedLocked(d.m) {
+			q.deadLetterLocked(d.m, deathDeliveryLimit)
 			q.settledLocked(d.m)
 			continue
 		}
