@@ -132,10 +132,13 @@ type Queue struct {
 	expires  int64
 	lastUsed int64
 
-	// Single active consumer (x-single-active-consumer): only the first
-	// registered consumer, consumers[0], is delivered to; the others wait
-	// their turn in registration order.
+	// Single active consumer (x-single-active-consumer, queue_sac.go):
+	// only one consumer is delivered to. A classic queue's is the first
+	// registered, consumers[0]; a quorum queue's (sacPriority) is active,
+	// chosen by consumer priority.
 	singleActive bool
+	sacPriority  bool
+	active       *Consumer
 
 	// Delivery counting (queue_quorum.go): a quorum queue counts the
 	// returns of each message and dead-letters one returned more than
@@ -155,6 +158,7 @@ func newQueue(info QueueInfo, store *queueStore, recovered []*queued, memLimit i
 		expires: queueExpires(info.Arguments), lastUsed: now().UnixMilli(), singleActive: queueSingleActive(info.Arguments),
 		levels: make([]level, 1+int(queueMaxPriority(info.Arguments)))}
 	q.countReturns, q.deliveryLimit = queueDeliveryLimit(info.Arguments)
+	q.sacPriority = q.singleActive && queueTypeOf(info.Arguments) == QueueQuorum
 	recoveredAt := now().UnixMilli()
 	for _, m := range recovered {
 		q.seq++
@@ -450,6 +454,7 @@ func (q *Queue) dispatchLocked() {
 			q.settledLocked(m)
 		} else {
 			q.unacked++
+			c.unsettled++
 		}
 		c.Deliver(Delivery{Queue: q, Message: q.outgoingLocked(m), Redelivered: m.redelivered, Consumer: c, m: m})
 	}
@@ -461,8 +466,8 @@ func (q *Queue) dispatchLocked() {
 // active one. It takes the consumer's credit.
 func (q *Queue) pickLocked() *Consumer {
 	if q.singleActive {
-		c := q.consumers[0]
-		if !c.canTake() || !c.take() {
+		c := q.activeLocked()
+		if c == nil || !c.canTake() || !c.take() {
 			return nil
 		}
 		return c
@@ -569,6 +574,7 @@ func (q *Queue) settle(ds []Delivery, requeue bool, deadReason string) {
 	for _, d := range ds {
 		if d.Consumer != nil && !d.Consumer.NoAck {
 			d.Consumer.give()
+			d.Consumer.unsettled--
 		}
 		if q.closed {
 			continue
