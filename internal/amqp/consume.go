@@ -80,7 +80,7 @@ func (ch *channel) deliver(tag string, d broker.Delivery) {
 	ch.nextTag++
 	dt := ch.nextTag
 	if !d.Consumer.NoAck {
-		ch.unacked.add(dt, d)
+		ch.unacked.add(dt, d, ch.c.s.opts.Now().UnixMilli())
 	}
 	msg := d.Message
 	err := ch.c.sendMessage(ch.id, &wire.BasicDeliver{ConsumerTag: tag, DeliveryTag: dt, Redelivered: d.Redelivered, Exchange: msg.Exchange, RoutingKey: msg.RoutingKey}, msg.Properties, msg.Body)
@@ -150,7 +150,7 @@ func (ch *channel) get(m *wire.BasicGet) error {
 	ch.nextTag++
 	dt := ch.nextTag
 	if !m.NoAck {
-		ch.unacked.add(dt, d)
+		ch.unacked.add(dt, d, ch.c.s.opts.Now().UnixMilli())
 	}
 	msg := d.Message
 	return ch.c.sendMessage(ch.id, &wire.BasicGetOk{DeliveryTag: dt, Redelivered: d.Redelivered, Exchange: msg.Exchange, RoutingKey: msg.RoutingKey, MessageCount: uint32(d.Remaining)}, msg.Properties, msg.Body)

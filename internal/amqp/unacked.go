@@ -18,6 +18,7 @@ type unackedList struct {
 type unackedEntry struct {
 	tag  uint64
 	d    broker.Delivery
+	at   int64 // when it was delivered, in milliseconds on the server's clock (consumer timeouts)
 	live bool
 }
 
@@ -25,8 +26,8 @@ func newUnackedList() unackedList { return unackedList{} }
 
 func (u *unackedList) len() int { return u.live }
 
-func (u *unackedList) add(tag uint64, d broker.Delivery) {
-	u.items = append(u.items, unackedEntry{tag: tag, d: d, live: true})
+func (u *unackedList) add(tag uint64, d broker.Delivery, at int64) {
+	u.items = append(u.items, unackedEntry{tag: tag, d: d, at: at, live: true})
 	u.live++
 }
 
@@ -88,7 +89,7 @@ func (u *unackedList) restore(es []unackedEntry) {
 	all := append(u.takeAll(), es...)
 	sort.Slice(all, func(i, j int) bool { return all[i].tag < all[j].tag })
 	for _, e := range all {
-		u.add(e.tag, e.d)
+		u.add(e.tag, e.d, e.at)
 	}
 }
 

@@ -145,6 +145,10 @@ type Queue struct {
 	// deliveryLimit times (-1: no limit).
 	countReturns  bool
 	deliveryLimit int64
+
+	// consumerTimeout is x-consumer-timeout in milliseconds, -1 for none
+	// (queue_timeout.go); set at creation, read without the lock.
+	consumerTimeout int64
 }
 
 // newQueue builds a queue's delivery state; now is the clock its TTLs are
@@ -159,6 +163,7 @@ func newQueue(info QueueInfo, store *queueStore, recovered []*queued, memLimit i
 		levels: make([]level, 1+int(queueMaxPriority(info.Arguments)))}
 	q.countReturns, q.deliveryLimit = queueDeliveryLimit(info.Arguments)
 	q.sacPriority = q.singleActive && queueTypeOf(info.Arguments) == QueueQuorum
+	q.consumerTimeout = queueConsumerTimeout(info.Arguments)
 	recoveredAt := now().UnixMilli()
 	for _, m := range recovered {
 		q.seq++

@@ -38,6 +38,7 @@ func startAMQP(cfg config.Config, b *broker.Broker, users *auth.Store, userLimit
 		ChannelMax:      amqpChannelMax(cfg.Limits.AMQPChannelMax),
 		MaxConnections:  cfg.Limits.AMQPMaxConnections,
 		UserLimits:      userLimits,
+		ConsumerTimeout: cfg.AMQPConsumerTimeout,
 	})
 	l := &amqpListener{srv: srv, errs: make(chan error, 1), done: make(chan struct{})}
 	go func() {
