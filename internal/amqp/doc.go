@@ -29,9 +29,9 @@
 //     channel, the only change to a channel's reader state made by another
 //     goroutine.
 //   - A delivery that needs an acknowledgement and is not settled within
-//     its queue's x-consumer-timeout, or else Options.ConsumerTimeout,
-//     closes its channel with 406 (checked every
-//     Options.ConsumerTimeoutCheck on Options.Now).
+//     its timeout (its consumer's x-consumer-timeout, else its queue's,
+//     else Options.ConsumerTimeout) closes its channel with 406 (checked
+//     every Options.ConsumerTimeoutCheck on Options.Now).
 //   - A consumer's deliveries never precede its basic.consume-ok: it is
 //     registered busy and started once consume-ok is in the outbox.
 //   - Delivery tags on a channel grow by one per delivery (basic.deliver

@@ -4,17 +4,47 @@ import (
 	"time"
 
 	"github.com/wharfmq/wharf/internal/amqp/wire"
+	"github.com/wharfmq/wharf/internal/broker"
 )
 
 // Consumer timeouts, as RabbitMQ's consumer_timeout: a delivery that needs
 // an acknowledgement (to a consumer or basic.get) and stays
-// unacknowledged longer than its queue's x-consumer-timeout, or else the
-// server's Options.ConsumerTimeout, closes its channel with 406
+// unacknowledged longer than its timeout closes its channel with 406
 // PRECONDITION_FAILED; the channel's unacknowledged messages go back to
 // their queues, redelivered. Deliveries are checked every
 // Options.ConsumerTimeoutCheck on the server's clock (Options.Now), as
 // RabbitMQ checks periodically, so a timeout fires up to one check
-// interval late.
+// interval late. A delivery's timeout is fixed when it goes out, with
+// RabbitMQ's precedence: the consumer's x-consumer-timeout argument of
+// basic.consume, else its queue's x-consumer-timeout, else the server's
+// Options.ConsumerTimeout (none when zero). A consumer argument that is not
+// a non-negative integer is ignored.
+
+// consumerTimeoutArg reads a basic.consume's x-consumer-timeout argument,
+// in milliseconds; -1 when it has none.
+func consumerTimeoutArg(args map[string]any) int64 {
+	v, ok := tableInt(args["x-consumer-timeout"])
+	if !ok || v < 0 {
+		return -1
+	}
+	return v
+}
+
+// deliveryTimeout is the timeout of a delivery from q to a consumer whose
+// own timeout is consumer (-1: none, as for basic.get), in milliseconds;
+// -1 for none.
+func (c *conn) deliveryTimeout(q *broker.Queue, consumer int64) int64 {
+	if consumer >= 0 {
+		return consumer
+	}
+	if t, ok := q.ConsumerTimeout(); ok {
+		return t.Milliseconds()
+	}
+	if def := c.s.opts.ConsumerTimeout; def > 0 {
+		return def.Milliseconds()
+	}
+	return -1
+}
 
 // consumerTimeoutLoop checks the connection's deliveries until it ends.
 func (c *conn) consumerTimeoutLoop() {
@@ -42,7 +72,6 @@ func (c *conn) consumerTimeoutLoop() {
 // acknowledgement longer than its timeout, and that timeout in
 // milliseconds.
 func (ch *channel) timedOut(now int64) (int64, bool) {
-	def := ch.c.s.opts.ConsumerTimeout
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
 	if ch.closed {
@@ -54,15 +83,8 @@ func (ch *channel) timedOut(now int64) (int64, bool) {
 		if !e.live {
 			continue
 		}
-		timeout, ok := e.d.Queue.ConsumerTimeout()
-		if !ok {
-			if def <= 0 {
-				continue
-			}
-			timeout = def
-		}
-		if ms := timeout.Milliseconds(); now-e.at > ms {
-			return ms, true
+		if e.timeout >= 0 && now-e.at > e.timeout {
+			return e.timeout, true
 		}
 	}
 	return 0, false

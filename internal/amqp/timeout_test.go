@@ -112,3 +112,41 @@ func TestAMQPConsumerTimeoutQueueArgument(t *testing.T) {
 		t.Fatalf("redelivered %v x-delivery-count %d, want true and 1", m.Redelivered, deliveryCount(t, m))
 	}
 }
+
+// TestAMQPConsumerTimeoutConsumerArgument: a consumer's x-consumer-timeout
+// argument takes precedence over its queue's and the server's.
+func TestAMQPConsumerTimeoutConsumerArgument(t *testing.T) {
+	ts, clk := startTimeoutServer(t, 30*time.Minute)
+	c := ts.dial(t)
+	ch, err := c.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.QueueDeclare("qc", true, false, false, false, amqp091.Table{"x-queue-type": "quorum", "x-consumer-timeout": int32(60000)}); err != nil {
+		t.Fatal(err)
+	}
+	if !publishConfirmed(t, ch, "qc", amqp091.Publishing{Body: []byte("m")}) {
+		t.Fatal("publish nacked")
+	}
+	cch, err := c.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := cch.NotifyClose(make(chan *amqp091.Error, 1))
+	msgs, err := cch.Consume("qc", "quick", false, false, false, false, amqp091.Table{"x-consumer-timeout": int64(2000)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nextDelivery(t, msgs)
+	clk.advance(2001)
+	e := waitClose(t, closed)
+	if e.Code != amqp091.PreconditionFailed || e.Reason != timeoutText("2", "2000") {
+		t.Fatalf("channel closed with %d %q, want 406 %q", e.Code, e.Reason, timeoutText("2", "2000"))
+	}
+	if m := waitMessage(t, ch, "qc"); !m.Redelivered {
+		t.Fatal("the timed-out message is not flagged redelivered")
+	}
+}

@@ -66,7 +66,7 @@ func Settings() []Setting {
 			"Heartbeat interval offered to AMQP clients; 0 offers none. Two missed intervals close a connection.",
 			func(c *Config) value { return durationValue{&c.AMQPHeartbeat} }),
 		setting("AMQP consumer timeout", "amqp-consumer-timeout", "amqp_consumer_timeout",
-			"How long a delivery may stay unacknowledged before its channel is closed with 406 PRECONDITION_FAILED and its unacknowledged messages are requeued (RabbitMQ's consumer_timeout), checked once a second; a queue's x-consumer-timeout overrides it. 0 means no timeout.",
+			"How long a delivery may stay unacknowledged before its channel is closed with 406 PRECONDITION_FAILED and its unacknowledged messages are requeued (RabbitMQ's consumer_timeout), checked once a second; a queue's or a consumer's x-consumer-timeout overrides it. 0 means no timeout.",
 			func(c *Config) value { return durationValue{&c.AMQPConsumerTimeout} }),
 		setting("AMQP queue memory", "amqp-queue-memory-bytes", "amqp_queue_memory_bytes",
 			"Bytes of ready persistent messages a durable queue keeps in memory; the rest, and those recovered at startup, wait in the queue's log and are read back when delivered. -1 keeps every message in memory (a start then reads them all back).",
