@@ -55,7 +55,8 @@ type Options struct {
 	// ConsumerTimeout is how long a delivery may stay unacknowledged
 	// before its channel is closed with 406 PRECONDITION_FAILED and its
 	// unacknowledged messages requeued (RabbitMQ's consumer_timeout), when
-	// its queue has no x-consumer-timeout. Zero or negative means none.
+	// neither its consumer nor its queue has an x-consumer-timeout. Zero or
+	// negative means none.
 	ConsumerTimeout time.Duration
 	// ConsumerTimeoutCheck is how often deliveries are checked against
 	// their timeout; zero means once a second.
