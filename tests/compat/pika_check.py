@@ -61,6 +61,11 @@ Usage: pika_check.py URL [RUN_ID [CHECK...]]
                  x-dead-letter-exchange expires and arrives in the
                  dead-letter queue with an x-death entry of reason expired
                  and original-expiration "100", and no expiration of its own.
+  delivery-limit A quorum queue with x-delivery-limit 1 and a dead-letter
+                 exchange: the first delivery has no x-delivery-count, the
+                 one after a basic.nack(requeue=True) has x-delivery-count 1,
+                 and the next nack with requeue dead-letters the message
+                 with an x-death entry of reason delivery_limit.
 
   restart-publish  Half of a check across a broker restart: with publisher
                  confirms, 50 persistent messages with distinct bodies and,
@@ -847,6 +852,34 @@ def check_ttl_dead_letter(conn, res):
     ch.close()
 
 
+def check_delivery_limit(conn, res):
+    ch = conn.channel()
+    enable_confirms(conn, ch)
+    dlx, dlq = dead_letter_pair(ch, res)
+    q = res.queue("quorum")
+    log("queue.declare %s (quorum, x-delivery-limit 1, x-dead-letter-exchange %s)" % (q, dlx))
+    ch.queue_declare(q, durable=True, arguments={
+        "x-queue-type": "quorum", "x-delivery-limit": 1, "x-dead-letter-exchange": dlx})
+    confirmed_publish(ch, "", q, b"poison", properties=pika.BasicProperties(delivery_mode=2))
+    seen = []
+    for _ in range(2):
+        method, props, body = ch.basic_get(q, auto_ack=False)
+        expect(method is not None and body == b"poison", "basic.get did not return b'poison'")
+        seen.append((props.headers or {}).get("x-delivery-count"))
+        ch.basic_nack(method.delivery_tag, requeue=True)
+    log("x-delivery-count of the two deliveries: %r" % (seen,))
+    expect(seen == [None, 1], "x-delivery-count %r, want [None, 1]" % (seen,))
+    props, body = wait_get(ch, dlq)
+    expect(body == b"poison", "the dead-letter queue got %r, want b'poison'" % body)
+    d = one_death(props.headers)
+    log("x-death: %r" % (d,))
+    for k, v in {"count": 1, "reason": "delivery_limit", "queue": q}.items():
+        expect(d.get(k) == v, "x-death %s is %r, want %r (entry %r)" % (k, d.get(k), v, d))
+    count, _ = passive_counts(ch, q)
+    expect(count == 0, "the quorum queue still counts %d messages" % count)
+    ch.close()
+
+
 CHECKS = {
     "confirm": check_confirm,
     "topic": check_topic,
@@ -858,6 +891,7 @@ CHECKS = {
     "dead-letter": check_dead_letter,
     "priority": check_priority,
     "ttl-dead-letter": check_ttl_dead_letter,
+    "delivery-limit": check_delivery_limit,
     "restart-publish": check_restart_publish,
     "restart-verify": check_restart_verify,
 }
