@@ -59,6 +59,8 @@ func TestAMQPConsumerTimeout(t *testing.T) {
 	if m := nextDelivery(t, msgs); string(m.Body) != "m1" {
 		t.Fatalf("got %q, want m1", m.Body)
 	}
+	// A reply on the channel: the server has handled the ack before it.
+	queueCount(t, ch, "work")
 	clk.advance(30*60*1000 + 1)
 	e := waitClose(t, closed)
 	if e.Code != amqp091.PreconditionFailed || e.Reason != timeoutText("1", "1800000") {
