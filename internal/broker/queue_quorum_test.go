@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"hash/crc32"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/wharfmq/wharf/internal/storage"
@@ -104,5 +105,61 @@ func TestQueueAcksFileWithoutCounts(t *testing.T) {
 	}
 	if s.low != 3 || s.delivered != 7 || len(s.acked) != 2 || len(s.returns) != 0 {
 		t.Fatalf("low %d delivered %d acked %v returns %v", s.low, s.delivered, s.acked, s.returns)
+	}
+}
+
+// TestQueueQuorumSingleActivePriority: in a quorum queue with a single
+// active consumer, a consumer of higher priority takes over once the
+// active one has settled what it holds, whether by ack or by requeue (the
+// requeued message then goes to the new active one); a classic queue
+// keeps its first consumer.
+func TestQueueQuorumSingleActivePriority(t *testing.T) {
+	b := openTestBroker(t, t.TempDir())
+	defer b.Close()
+	mustDeclareQueue(t, b, DefaultVhost, "c1", QueueSpec{Name: "qq", Durable: true,
+		Arguments: Table{"x-queue-type": "quorum", "x-single-active-consumer": true}})
+	q := qtQueue(t, b, "qq")
+	low, lowSink := qtConsumer("low", nil)
+	low.Priority = 1
+	if err := q.Consume(low); err != nil {
+		t.Fatal(err)
+	}
+	qtPublish(t, b, "qq", "m0", false)
+	held := lowSink.take()
+	if got := qtBodies(held); !slices.Equal(got, []string{"m0"}) {
+		t.Fatalf("low got %v, want [m0]", got)
+	}
+	high, highSink := qtConsumer("high", nil)
+	high.Priority = 9
+	if err := q.Consume(high); err != nil {
+		t.Fatal(err)
+	}
+	qtPublish(t, b, "qq", "m1", false)
+	if got := append(lowSink.take(), highSink.take()...); len(got) != 0 {
+		t.Fatalf("delivered %v while low still held m0, want nothing", qtBodies(got))
+	}
+	qtCounts(t, q, 1, 2)
+	// low gives m0 back: high becomes active and gets both, m0 first.
+	q.Requeue(held)
+	if got := qtBodies(highSink.take()); !slices.Equal(got, []string{"m0", "m1"}) {
+		t.Fatalf("high got %v, want [m0 m1]", got)
+	}
+	if got := lowSink.take(); len(got) != 0 {
+		t.Fatalf("low got %v after the switch", qtBodies(got))
+	}
+
+	mustDeclareQueue(t, b, DefaultVhost, "c1", QueueSpec{Name: "cq", Arguments: Table{"x-single-active-consumer": true}})
+	cq := qtQueue(t, b, "cq")
+	first, firstSink := qtConsumer("first", nil)
+	second, secondSink := qtConsumer("second", nil)
+	second.Priority = 9
+	for _, c := range []*Consumer{first, second} {
+		if err := cq.Consume(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	qtPublish(t, b, "cq", "c0", false)
+	if got := qtBodies(firstSink.take()); !slices.Equal(got, []string{"c0"}) || len(secondSink.take()) != 0 {
+		t.Fatalf("classic queue: first got %v, want [c0] and nothing for second", got)
 	}
 }
