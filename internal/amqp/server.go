@@ -52,6 +52,15 @@ type Options struct {
 	HandshakeTimeout time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// ConsumerTimeout is how long a delivery may stay unacknowledged
+	// before its channel is closed with 406 PRECONDITION_FAILED and its
+	// unacknowledged messages requeued (RabbitMQ's consumer_timeout), when
+	// neither its consumer nor its queue has an x-consumer-timeout. Zero or
+	// negative means none.
+	ConsumerTimeout time.Duration
+	// ConsumerTimeoutCheck is how often deliveries are checked against
+	// their timeout; zero means once a second.
+	ConsumerTimeoutCheck time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -75,6 +84,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.HandshakeTimeout <= 0 {
 		o.HandshakeTimeout = 10 * time.Second
+	}
+	if o.ConsumerTimeoutCheck <= 0 {
+		o.ConsumerTimeoutCheck = time.Second
 	}
 	if o.Now == nil {
 		o.Now = time.Now

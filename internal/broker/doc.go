@@ -54,8 +54,18 @@
 //   - A queue delivers its ready messages highest priority level first
 //     (queue_priority.go; one level without x-max-priority), in arrival
 //     order within a level, requeued ones first. With a single active
-//     consumer (queue_sac.go) only the first registered consumer is
-//     delivered to.
+//     consumer (queue_sac.go) only one consumer is delivered to: in a
+//     classic queue the first registered, in a quorum queue the active
+//     one, replaced by one of higher priority only once it holds no
+//     unsettled delivery.
+//   - A quorum queue's message is requeued at most x-delivery-limit times
+//     (queue_quorum.go): the return that exceeds it dead-letters the
+//     message instead, under the same lock. A message's count of returns
+//     only grows while it is in the queue, and is settled (forgotten, in
+//     the acks file too) with the message.
+//   - A delivery's Message is never written to: a returned message goes
+//     out as a copy carrying x-delivery-count, and dead-lettering reads
+//     the stored original.
 //
 // # Lock order
 //

@@ -47,6 +47,10 @@ type Config struct {
 	// AMQPHeartbeat is the heartbeat interval offered to AMQP clients; zero
 	// offers none.
 	AMQPHeartbeat time.Duration `yaml:"amqp_heartbeat"`
+	// AMQPConsumerTimeout is how long a delivery may stay unacknowledged
+	// before its channel is closed (RabbitMQ's consumer_timeout), for
+	// queues without x-consumer-timeout; zero means no timeout.
+	AMQPConsumerTimeout time.Duration `yaml:"amqp_consumer_timeout"`
 	// AMQPQueueMemoryBytes is how many bytes of ready persistent messages
 	// a durable queue holds in memory; the rest are read back from the
 	// queue's log when delivered. Negative means no limit.
@@ -193,6 +197,7 @@ func Default() Config {
 		KafkaConnectionsMaxIdle: 10 * time.Minute,
 		AMQPMaxMessageBytes:     16 << 20,
 		AMQPHeartbeat:           60 * time.Second,
+		AMQPConsumerTimeout:     30 * time.Minute,
 		AMQPQueueMemoryBytes:    64 << 20,
 		AutoCreateTopics:        true,
 		DefaultPartitions:       1,

@@ -97,6 +97,9 @@ func (c Config) Validate() error {
 	if c.AMQPHeartbeat < 0 || c.AMQPHeartbeat > 65535*time.Second || c.AMQPHeartbeat%time.Second != 0 {
 		return fieldError("amqp_heartbeat", fmt.Errorf("%v: must be whole seconds between 0 and 65535s", c.AMQPHeartbeat))
 	}
+	if c.AMQPConsumerTimeout < 0 || c.AMQPConsumerTimeout%time.Millisecond != 0 {
+		return fieldError("amqp_consumer_timeout", fmt.Errorf("%v: must be whole milliseconds, 0 or more", c.AMQPConsumerTimeout))
+	}
 	if c.AMQPQueueMemoryBytes == 0 || c.AMQPQueueMemoryBytes < -1 {
 		return fieldError("amqp_queue_memory_bytes", fmt.Errorf("%d: must be positive, or -1 for no limit", c.AMQPQueueMemoryBytes))
 	}

@@ -59,6 +59,7 @@ func startAMQP(cfg config.Config, st *certs.Store, b *broker.Broker, users *auth
 		ChannelMax:      amqpChannelMax(cfg.Limits.AMQPChannelMax),
 		MaxConnections:  cfg.Limits.AMQPMaxConnections,
 		UserLimits:      userLimits,
+		ConsumerTimeout: cfg.AMQPConsumerTimeout,
 	})
 	l := &amqpListener{srv: srv, errs: make(chan error, len(lns))}
 	for i, ln := range lns {
