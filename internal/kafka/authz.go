@@ -94,13 +94,21 @@ func (c *conn) authorize(r *request) (deny kmsg.Response, patch func(kmsg.Respon
 	case *kmsg.FindCoordinatorRequest:
 		return authzFindCoordinator(a, req)
 	case *kmsg.JoinGroupRequest:
-		return groupOnly(a, req.Group, req, func(resp kmsg.Response) { resp.(*kmsg.JoinGroupResponse).ErrorCode = kerr.GroupAuthorizationFailed.Code })
+		return groupOnly(a, req.Group, req, func(resp kmsg.Response) {
+			resp.(*kmsg.JoinGroupResponse).ErrorCode = kerr.GroupAuthorizationFailed.Code
+		})
 	case *kmsg.SyncGroupRequest:
-		return groupOnly(a, req.Group, req, func(resp kmsg.Response) { resp.(*kmsg.SyncGroupResponse).ErrorCode = kerr.GroupAuthorizationFailed.Code })
+		return groupOnly(a, req.Group, req, func(resp kmsg.Response) {
+			resp.(*kmsg.SyncGroupResponse).ErrorCode = kerr.GroupAuthorizationFailed.Code
+		})
 	case *kmsg.HeartbeatRequest:
-		return groupOnly(a, req.Group, req, func(resp kmsg.Response) { resp.(*kmsg.HeartbeatResponse).ErrorCode = kerr.GroupAuthorizationFailed.Code })
+		return groupOnly(a, req.Group, req, func(resp kmsg.Response) {
+			resp.(*kmsg.HeartbeatResponse).ErrorCode = kerr.GroupAuthorizationFailed.Code
+		})
 	case *kmsg.LeaveGroupRequest:
-		return groupOnly(a, req.Group, req, func(resp kmsg.Response) { resp.(*kmsg.LeaveGroupResponse).ErrorCode = kerr.GroupAuthorizationFailed.Code })
+		return groupOnly(a, req.Group, req, func(resp kmsg.Response) {
+			resp.(*kmsg.LeaveGroupResponse).ErrorCode = kerr.GroupAuthorizationFailed.Code
+		})
 	case *kmsg.DescribeGroupsRequest:
 		return authzDescribeGroups(a, req)
 	case *kmsg.ListGroupsRequest:

@@ -59,8 +59,8 @@ type Options struct {
 	RequireSASL bool
 	// Vhost is the vhost whose permissions govern topics and groups
 	// (authz.go); empty means "/".
-	Vhost string
-	Logger      *slog.Logger
+	Vhost  string
+	Logger *slog.Logger
 }
 
 // Server speaks the Kafka protocol on one listener.
