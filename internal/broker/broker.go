@@ -77,9 +77,10 @@ type Broker struct {
 
 	recovery recoveryTotals // what opening the logs took; see recovery.go
 
-	amqp        amqpRuntime   // the AMQP model's read lock and routing scratch; see amqp_broker.go
-	queues      queueRuntimes // queue delivery state, guarded by amqp.mu; see queue_registry.go
-	publishPool sync.Pool     // *publishScratch
+	amqp        amqpRuntime    // the AMQP model's read lock and routing scratch; see amqp_broker.go
+	queues      queueRuntimes  // queue delivery state, guarded by amqp.mu; see queue_registry.go
+	dedupX      dedupExchanges // deduplicating exchanges' windows, guarded by amqp.mu; see dedup_store.go
+	publishPool sync.Pool      // *publishScratch
 
 	refusals *limits.LogSampler // one log line per kind of limit refusal per interval
 
@@ -150,6 +151,10 @@ func Open(opts Options) (*Broker, error) {
 		return nil, err
 	}
 	if err := b.openQueues(); err != nil {
+		b.closeAll(false)
+		return nil, err
+	}
+	if err := b.openDedup(); err != nil {
 		b.closeAll(false)
 		return nil, err
 	}
@@ -543,6 +548,7 @@ func (b *Broker) Close() error {
 // queue was closed without error.
 func (b *Broker) closeAll(clean bool) error {
 	var errs []error
+	b.closeDedup()
 	if err := b.closeQueues(); err != nil {
 		errs = append(errs, err)
 	} else if clean {

@@ -133,6 +133,11 @@ type Queue struct {
 	// registered consumer, consumers[0], is delivered to; the others wait
 	// their turn in registration order.
 	singleActive bool
+
+	// Publisher deduplication (dedup.go): the window of message ids the
+	// queue accepted, nil unless x-message-deduplication. Set before the
+	// queue is published to, never changed.
+	dedup *dedupWindow
 }
 
 // newQueue builds a queue's delivery state; now is the clock its TTLs are
