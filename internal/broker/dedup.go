@@ -145,7 +145,7 @@ func checkDedupArgs(res string, args Table) error {
 
 // ErrDuplicateOfFailed is what a duplicate's Wait returns when the publish
 // it duplicates failed: neither was stored, and the publisher is to retry.
-var ErrDuplicateOfFailed = errors.New("the publish this message duplicates failed")
+var ErrDuplicateOfFailed = errors.New("the publish of this message id failed")
 
 // dedupEntry is one remembered id.
 type dedupEntry struct {
