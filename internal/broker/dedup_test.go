@@ -380,3 +380,30 @@ func TestDedupArguments(t *testing.T) {
 		t.Fatalf("time window %+v", cfg)
 	}
 }
+
+// TestDeadLetterKeepsMessageID: a dead letter keeps its message_id, so
+// deduplicating queues it reaches key on it, and the properties after it
+// are split where they are.
+func TestDeadLetterKeepsMessageID(t *testing.T) {
+	// message_id "abc", timestamp 7, type "ty".
+	props := []byte{0x00, 0xe0, 3, 'a', 'b', 'c', 0, 0, 0, 0, 0, 0, 0, 7, 2, 't', 'y'}
+	if id, ok := propertyMessageID(props); !ok || id != "abc" {
+		t.Fatalf("id %q, %v", id, ok)
+	}
+	for _, p := range [][]byte{props, idProps("abc", false)} {
+		msg, _, _, err := deadLetterMessage("q", &dlxConfig{exchange: "dlx"}, deadLetter{msg: &Message{RoutingKey: "k", Properties: p}, reason: deathRejected}, newTestClock().now())
+		if err != nil {
+			t.Fatalf("dead-lettering: %v", err)
+		}
+		if id, ok := propertyMessageID(msg.Properties); !ok || id != "abc" {
+			t.Fatalf("dead letter's message id %q, %v", id, ok)
+		}
+	}
+	bp, err := splitProperties(props)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(bp.fields[10]); got != "\x02ty" {
+		t.Fatalf("type field %q", got)
+	}
+}
