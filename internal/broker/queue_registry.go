@@ -350,7 +350,10 @@ func (b *Broker) Publish(vhost, exchange string, keys []string, headers Table, m
 			sc.queues = append(sc.queues, q)
 		}
 	}
-	xw := b.dedupX.byName[ExchangeName{Vhost: vhost, Name: exchange}]
+	var xw *dedupWindow
+	if len(b.dedupX.byName) > 0 {
+		xw = b.dedupX.byName[ExchangeName{Vhost: vhost, Name: exchange}]
+	}
 	b.amqp.mu.RUnlock()
 	rsc.reset()
 	b.amqp.scratch.Put(rsc)
