@@ -195,9 +195,9 @@ func dedupUnsettled(es []*dedupEntry) bool {
 // in the window, by id and in acceptance order, and, for a durable object,
 // the log they are written to (dedup_store.go).
 //
-// Lock order: a queue's window is taken inside nothing else of the queue
-// (admit and resolve are called outside Queue.mu); mu is never held while
-// waiting for the disk.
+// Lock order: mu is innermost (admit and resolve are called outside
+// Queue.mu and amqpRuntime.mu, and take nothing else), and it is never held
+// while waiting for the disk.
 type dedupWindow struct {
 	cfg    dedupConfig
 	now    func() time.Time

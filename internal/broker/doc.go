@@ -72,6 +72,7 @@
 // before the offset store's append lock; Broker.mu before the AMQP model's
 // lock (amqpRuntime.mu), which routing takes for reading. Partition operations take none of
 // them; an idempotent append takes only its Partition.mu. A deduplication
-// window's lock is taken alone, never with a queue's lock or the model's,
-// and is never held while waiting for the disk.
+// window's lock (dedupWindow.mu) is innermost: nothing else is taken while
+// it is held, publishes take it after releasing the model's lock and
+// outside any Queue.mu, and it is never held while waiting for the disk.
 package broker
