@@ -77,10 +77,11 @@ type Broker struct {
 
 	recovery recoveryTotals // what opening the logs took; see recovery.go
 
-	amqp        amqpRuntime    // the AMQP model's read lock and routing scratch; see amqp_broker.go
-	queues      queueRuntimes  // queue delivery state, guarded by amqp.mu; see queue_registry.go
-	dedupX      dedupExchanges // deduplicating exchanges' windows, guarded by amqp.mu; see dedup_store.go
-	publishPool sync.Pool      // *publishScratch
+	amqp        amqpRuntime   // the AMQP model's read lock and routing scratch; see amqp_broker.go
+	queues      queueRuntimes // queue delivery state, guarded by amqp.mu; see queue_registry.go
+	publishPool sync.Pool     // *publishScratch
+
+	dedupX dedupExchanges // deduplicating exchanges' windows, guarded by amqp.mu; see dedup_store.go
 
 	refusals *limits.LogSampler // one log line per kind of limit refusal per interval
 
