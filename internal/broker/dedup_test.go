@@ -18,11 +18,11 @@ func idProps(id string, withOthers bool) []byte {
 	var fields []byte
 	if withOthers {
 		flags |= propContentType | propHeaders | propDeliveryMode | propPriority | propCorrelationID | propReplyTo | propExpiration
-		fields = append(fields, 1, 't')                    // content-type
-		fields = append(fields, 0, 0, 0, 3, 'x', 'y', 'z') // headers (opaque here)
-		fields = append(fields, 2, 5)                      // delivery-mode, priority
-		fields = append(fields, 2, 'c', 'c', 0)            // correlation-id, empty reply-to
-		fields = append(fields, 3, '1', '0', '0')          // expiration
+		fields = append(fields, 1, 't')                                    // content-type
+		fields = append(fields, 0, 0, 0, 3, 'x', 'y', 'z')                 // headers (opaque here)
+		fields = append(fields, 2, 5)                                      // delivery-mode, priority
+		fields = append(fields, 2, 'c', 'c', 0)                            // correlation-id, empty reply-to
+		fields = append(fields, 8, '8', '6', '4', '0', '0', '0', '0', '0') // expiration: a day
 	}
 	out := binary.BigEndian.AppendUint16(nil, flags)
 	out = append(out, fields...)
