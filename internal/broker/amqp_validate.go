@@ -74,7 +74,7 @@ func assertExchangeEquivalence(x *amqpExchange, typ ExchangeType, spec ExchangeS
 	if err := assertFieldEquivalence("internal", res, x.def.Internal, spec.Internal); err != nil {
 		return err
 	}
-	return assertArgsEquivalence(res, x.def.Arguments, args, append([]string{ArgAlternateExchange}, dedupArgKeys...))
+	return assertArgsEquivalence(res, x.def.Arguments, args, append([]string{ArgAlternateExchange}, dedupArgKeys()...))
 }
 
 // checkExclusiveAccess is RabbitMQ's check_exclusive_access. Lax (every use

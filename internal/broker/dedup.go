@@ -60,9 +60,11 @@ const (
 	ArgDedupWindowMs        = "x-deduplication-window-ms"
 )
 
-// dedupArgKeys are the deduplication arguments, checked on declaration and
-// compared on redeclaration.
-var dedupArgKeys = []string{ArgMessageDeduplication, ArgDedupWindowSize, ArgDedupWindowMs}
+// dedupArgKeys lists the deduplication arguments, checked on declaration
+// and compared on redeclaration.
+func dedupArgKeys() []string {
+	return []string{ArgMessageDeduplication, ArgDedupWindowSize, ArgDedupWindowMs}
+}
 
 const (
 	// DefaultDedupWindowSize is the window without window arguments.
@@ -131,7 +133,7 @@ func dedupArgCheck(key string) queueArgCheck {
 // checkDedupArgs validates the deduplication arguments of a new exchange
 // (queues check them with their other arguments).
 func checkDedupArgs(res string, args Table) error {
-	for _, k := range dedupArgKeys {
+	for _, k := range dedupArgKeys() {
 		v, ok := args[k]
 		if !ok {
 			continue
@@ -156,6 +158,7 @@ type dedupEntry struct {
 
 	// done is closed once the entry's fate is known: failed (err), kept
 	// in memory only, or written (rec tells when the record is durable).
+	// nil for an entry replayed from the log, known from the start.
 	done chan struct{}
 	err  error
 	rec  storage.Pending
@@ -165,10 +168,12 @@ type dedupEntry struct {
 // wait returns once the entry is as durable as it will be: its message's
 // appends and its own record fsynced, or with why not.
 func (e *dedupEntry) wait(ctx context.Context) error {
-	select {
-	case <-e.done:
-	case <-ctx.Done():
-		return ctx.Err()
+	if e.done != nil {
+		select {
+		case <-e.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	if e.err != nil {
 		return e.err
@@ -179,12 +184,14 @@ func (e *dedupEntry) wait(ctx context.Context) error {
 // dedupUnsettled reports whether waiting for any of es may block or fail.
 func dedupUnsettled(es []*dedupEntry) bool {
 	for _, e := range es {
-		select {
-		case <-e.done:
-			if e.err != nil || e.rec != (storage.Pending{}) {
+		if e.done != nil {
+			select {
+			case <-e.done:
+			default:
 				return true
 			}
-		default:
+		}
+		if e.err != nil || e.rec != (storage.Pending{}) {
 			return true
 		}
 	}
@@ -226,9 +233,6 @@ func newDedupWindow(cfg dedupConfig, store *dedupStore, now func() time.Time, lo
 	return &dedupWindow{cfg: cfg, now: now, store: store, logger: logger, what: what, ids: map[string]*dedupEntry{}}
 }
 
-// closedChan is a closed channel, for entries whose fate is known.
-var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
-
 // restore adds an entry replayed from the log.
 func (w *dedupWindow) restore(id string, at, offset int64) {
 	w.mu.Lock()
@@ -236,7 +240,7 @@ func (w *dedupWindow) restore(id string, at, offset int64) {
 	if old, ok := w.ids[id]; ok {
 		old.gone = true
 	}
-	e := &dedupEntry{id: id, at: at, offset: offset, done: closedChan}
+	e := &dedupEntry{id: id, at: at, offset: offset}
 	w.ids[id] = e
 	w.order = append(w.order, e)
 	w.trimLocked(w.now().UnixMilli())
