@@ -5,7 +5,9 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"syscall"
 	"testing"
 
 	"github.com/wharfmq/wharf/internal/crashcopy"
@@ -407,5 +409,41 @@ func TestDeadLetterKeepsMessageID(t *testing.T) {
 	}
 	if got := string(bp.fields[10]); got != "\x02ty" {
 		t.Fatalf("type field %q", got)
+	}
+}
+
+// TestDedupFsyncFailureForgetsID: when a message's fsync fails, its id is
+// not remembered, in memory or after a restart, and a duplicate published
+// meanwhile fails with it; the retry is stored.
+func TestDedupFsyncFailureForgetsID(t *testing.T) {
+	dir := t.TempDir()
+	b, fs := openFaultBroker(t, dir)
+	mustDeclareQueue(t, b, DefaultVhost, "c1", QueueSpec{Name: "dq", Durable: true, Arguments: dtDedupArgs(10)})
+	fs.FailSyncs(syscall.EIO, -1)
+	var results []PublishResult
+	for _, body := range []string{"f1", "f2"} {
+		res, err := b.Publish(DefaultVhost, "", []string{"dq"}, nil, &Message{RoutingKey: "dq", Body: []byte(body), Persistent: true, Properties: idProps("f", false)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		results = append(results, res)
+	}
+	for i, res := range results {
+		if err := res.Wait(t.Context()); err == nil {
+			t.Fatalf("publish %d under a failing fsync: Wait succeeded", i)
+		}
+	}
+	fs.Clear()
+	dtPublish(t, b, "", "dq", "f", true)
+	dtPublish(t, b, "", "dq", "g", true)
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b = openTestBroker(t, dir)
+	defer b.Close()
+	dtPublish(t, b, "", "dq", "f", true)
+	dtPublish(t, b, "", "dq", "g", true)
+	if got := qtDrain(qtQueue(t, b, "dq")); !slices.Equal(got, []string{"f", "g"}) {
+		t.Fatalf("queue holds %q, want [f g]", got)
 	}
 }
