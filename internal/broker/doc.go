@@ -66,6 +66,14 @@
 //   - A delivery's Message is never written to: a returned message goes
 //     out as a copy carrying x-delivery-count, and dead-lettering reads
 //     the stored original.
+//   - A queue or exchange with x-message-deduplication (dedup.go) stores a
+//     message at most once per message_id within its window. An id is
+//     remembered from the moment its publish is admitted; a publish that
+//     is not stored (refused, failed) forgets it and fails its
+//     duplicates. The id of a message stored in a durable queue's log is
+//     written to the object's deduplication log only after that append
+//     is durable, and the publish's Wait (the confirm) returns only once
+//     the id is durable too. Windows are measured on Options.Now.
 //
 // # Lock order
 //
@@ -73,5 +81,8 @@
 // before Broker.topicsMu (the open partitions); the coordinator's lock
 // before the offset store's append lock; Broker.mu before the AMQP model's
 // lock (amqpRuntime.mu), which routing takes for reading. Partition operations take none of
-// them; an idempotent append takes only its Partition.mu.
+// them; an idempotent append takes only its Partition.mu. A deduplication
+// window's lock (dedupWindow.mu) is innermost: nothing else is taken while
+// it is held, publishes take it after releasing the model's lock and
+// outside any Queue.mu, and it is never held while waiting for the disk.
 package broker

@@ -149,6 +149,11 @@ type Queue struct {
 	// consumerTimeout is x-consumer-timeout in milliseconds, -1 for none
 	// (queue_timeout.go); set at creation, read without the lock.
 	consumerTimeout int64
+
+	// Publisher deduplication (dedup.go): the window of message ids the
+	// queue accepted, nil unless x-message-deduplication. Set before the
+	// queue is published to, never changed.
+	dedup *dedupWindow
 }
 
 // newQueue builds a queue's delivery state; now is the clock its TTLs are
