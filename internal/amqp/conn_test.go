@@ -538,6 +538,7 @@ func TestConnAuthCustomStore(t *testing.T) {
 	if err := store.Put("bob", "pw", true); err != nil {
 		t.Fatal(err)
 	}
+	grantAll(t, store, "alice", "bob")
 	ts := startServer(t, Options{Users: store})
 	assertHealthy(t, "amqp://alice:s3cret@"+ts.addr+"/")
 	assertHealthy(t, "amqp://bob:pw@"+ts.addr+"/") // loopback-only, and we are on loopback

@@ -159,6 +159,10 @@ func (a *restAPI) routes() []restRoute {
 		{method: http.MethodGet, pattern: v1 + "/users/{name}", handle: a.getUser},
 		{method: http.MethodPut, pattern: v1 + "/users/{name}", handle: a.putUser},
 		{method: http.MethodDelete, pattern: v1 + "/users/{name}", handle: a.deleteUser},
+		{method: http.MethodGet, pattern: v1 + "/users/{name}/permissions", handle: a.userPermissions},
+		{method: http.MethodGet, pattern: v1 + "/permissions", handle: a.listPermissions},
+		{method: http.MethodPut, pattern: v1 + "/permissions/{vhost}/{user}", handle: a.putPermission},
+		{method: http.MethodDelete, pattern: v1 + "/permissions/{vhost}/{user}", handle: a.deletePermission},
 	}
 }
 
