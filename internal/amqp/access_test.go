@@ -177,3 +177,11 @@ func TestAccessPerOperation(t *testing.T) {
 		t.Fatalf("secret after the refusals: %+v %v", n, err)
 	}
 }
+
+// grantVhost gives a user of the server every permission on vhost.
+func grantVhost(t *testing.T, ts *testServer, user, vhost string) {
+	t.Helper()
+	if err := ts.srv.opts.Users.SetPermission(user, vhost, auth.Permission{Configure: ".*", Write: ".*", Read: ".*"}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -594,6 +594,7 @@ func TestConnVhostIsolation(t *testing.T) {
 	if err := ts.b.CreateVhost(context.Background(), "v2"); err != nil {
 		t.Fatal(err)
 	}
+	grantVhost(t, ts, "guest", "v2")
 	urlV2 := "amqp://guest:guest@" + ts.addr + "/v2"
 	ctx := context.Background()
 

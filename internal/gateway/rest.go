@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	_ "embed"
 	"encoding/json"
 	"errors"
@@ -251,6 +252,7 @@ func (a *restAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		defer release()
+		r = r.WithContext(context.WithValue(r.Context(), restUserKey{}, user))
 	}
 	if !ok {
 		allowed := make([]string, 0, len(p.methods))
@@ -272,6 +274,15 @@ func (a *restAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := rt.handle(w, r); err != nil {
 		a.fail(w, r, err)
 	}
+}
+
+// restUserKey keys the authenticated user in a request's context.
+type restUserKey struct{}
+
+// requestUser is the user who made an authenticated request.
+func requestUser(r *http.Request) string {
+	u, _ := r.Context().Value(restUserKey{}).(string)
+	return u
 }
 
 // authenticate checks HTTP Basic credentials against the users (guest

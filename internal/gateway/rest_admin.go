@@ -127,6 +127,15 @@ func (a *restAPI) putVhost(w http.ResponseWriter, r *http.Request) error {
 	if err != nil && !errors.Is(err, broker.ErrVhostExists) {
 		return fmt.Errorf("creating vhost '%s': %w", v, err)
 	}
+	if err == nil {
+		// As RabbitMQ's management API does, the user who creates a vhost
+		// gets every permission on it.
+		if user := requestUser(r); user != "" && a.users != nil {
+			if perr := a.users.SetPermission(user, v, auth.Permission{Configure: ".*", Write: ".*", Read: ".*"}); perr != nil {
+				return fmt.Errorf("granting '%s' the new vhost '%s': %w", user, v, perr)
+			}
+		}
+	}
 	a.logger.Info("vhost created over REST", "vhost", v)
 	return a.reply(w, created(err == nil), restVhost{Name: v})
 }

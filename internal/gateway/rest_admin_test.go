@@ -23,6 +23,9 @@ func TestRESTVhosts(t *testing.T) {
 		t.Fatalf("default vhost: %+v", v)
 	}
 	e.must(t, http.StatusCreated, http.MethodPut, "/api/v1/vhosts/v1", nil, nil)
+	if p, ok := e.users.Permissions("guest")["v1"]; !ok || p.Configure != ".*" || p.Write != ".*" || p.Read != ".*" {
+		t.Fatalf("the creator's permissions on the new vhost: %+v %v", p, ok)
+	}
 	e.must(t, http.StatusOK, http.MethodPut, "/api/v1/vhosts/v1", nil, nil)
 	e.must(t, http.StatusOK, http.MethodGet, "/api/v1/vhosts/v1", nil, &v)
 	e.must(t, http.StatusOK, http.MethodGet, "/api/v1/vhosts", nil, &list)
