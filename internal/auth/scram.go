@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"net"
 	"strconv"
 	"strings"
 )
@@ -98,9 +99,10 @@ var ErrScram = errors.New("SCRAM authentication failed")
 // client-first message, Final checks the client-final one and returns the
 // server-final message. It is used by one connection at a time.
 type ScramServer struct {
-	store *Store
-	mech  Mechanism
-	h     func() hash.Hash
+	store  *Store
+	mech   Mechanism
+	h      func() hash.Hash
+	remote net.Addr // counts failures against it (guard.go)
 
 	user        string
 	cred        ScramCredential
@@ -111,13 +113,18 @@ type ScramServer struct {
 	done        bool
 }
 
-// NewScramServer starts an exchange for mechanism m.
-func (s *Store) NewScramServer(m Mechanism) (*ScramServer, error) {
+// NewScramServer starts an exchange for mechanism m with a client at
+// remote. An address refused for failing too often (guard.go) is refused
+// here; a failed proof counts against it.
+func (s *Store) NewScramServer(m Mechanism, remote net.Addr) (*ScramServer, error) {
 	h := m.newHash()
 	if h == nil {
 		return nil, fmt.Errorf("%w: unknown mechanism %q", ErrScram, string(m))
 	}
-	return &ScramServer{store: s, mech: m, h: h}, nil
+	if s.guard.refused(remote) {
+		return nil, fmt.Errorf("%w: %w", ErrScram, ErrTooManyFailures)
+	}
+	return &ScramServer{store: s, mech: m, h: h, remote: remote}, nil
 }
 
 // User is the user the client named; it is authenticated once Final
@@ -232,6 +239,7 @@ func (x *ScramServer) Final(msg []byte) ([]byte, error) {
 	h := x.h()
 	h.Write(clientKey)
 	if subtle.ConstantTimeCompare(h.Sum(nil), x.cred.StoredKey) != 1 || !x.known {
+		x.store.guard.failed(x.remote)
 		return nil, fmt.Errorf("%w: user '%s': %w", ErrScram, x.user, ErrInvalidCredentials)
 	}
 	return []byte("v=" + base64.StdEncoding.EncodeToString(hmacSum(x.h, x.cred.ServerKey, auth))), nil

@@ -14,7 +14,7 @@ import (
 // client is done or the server refuses.
 func exchange(t *testing.T, s *Store, m sasl.Mechanism, mech Mechanism) (string, error) {
 	t.Helper()
-	srv, err := s.NewScramServer(mech)
+	srv, err := s.NewScramServer(mech, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func TestScramWithFranzGoClient(t *testing.T) {
 func TestScramUnknownUserLooksKnown(t *testing.T) {
 	s := NewDefaultStore()
 	salt := func(user string) string {
-		srv, _ := s.NewScramServer(ScramSHA256)
+		srv, _ := s.NewScramServer(ScramSHA256, nil)
 		out, err := srv.First([]byte("n,,n=" + user + ",r=abcdef"))
 		if err != nil {
 			t.Fatal(err)
@@ -89,12 +89,12 @@ func TestScramMalformedMessages(t *testing.T) {
 	s := NewDefaultStore()
 	for _, m := range []string{"", "n", "n,,", "p=tls-unique,,n=guest,r=x", "n,,r=x,n=guest", "n,,n=gu=est,r=x",
 		"n,,n=guest,r=", "n,a=other,n=guest,r=x", "n,,n=guest,r=x,ext=1", "x,,n=guest,r=x"} {
-		srv, _ := s.NewScramServer(ScramSHA256)
+		srv, _ := s.NewScramServer(ScramSHA256, nil)
 		if _, err := srv.First([]byte(m)); !errors.Is(err, ErrScram) {
 			t.Errorf("client-first %q: %v", m, err)
 		}
 	}
-	srv, _ := s.NewScramServer(ScramSHA256)
+	srv, _ := s.NewScramServer(ScramSHA256, nil)
 	if _, err := srv.Final([]byte("c=biws,r=x,p=AAAA")); err == nil {
 		t.Error("final before first accepted")
 	}
@@ -102,7 +102,7 @@ func TestScramMalformedMessages(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, m := range []string{"c=biws,r=abc", "c=biws,r=wrong,p=AAAA", "c=!!,r=abc,p=AAAA"} {
-		srv, _ := s.NewScramServer(ScramSHA256)
+		srv, _ := s.NewScramServer(ScramSHA256, nil)
 		first, err := srv.First([]byte("n,,n=guest,r=abc"))
 		if err != nil {
 			t.Fatal(err)
@@ -112,7 +112,7 @@ func TestScramMalformedMessages(t *testing.T) {
 			t.Errorf("client-final %q: %v", m, err)
 		}
 	}
-	if _, err := s.NewScramServer("SCRAM-MD5"); err == nil {
+	if _, err := s.NewScramServer("SCRAM-MD5", nil); err == nil {
 		t.Error("unknown mechanism accepted")
 	}
 }
@@ -123,9 +123,10 @@ func FuzzScramServer(f *testing.F) {
 	f.Add([]byte("n,,n=guest,r=abc"), []byte("c=biws,r=abc,p=AAAA"))
 	f.Add([]byte("y,a=guest,n=guest,r=a,tokenauth=false"), []byte("c=eSws,r=a,p="))
 	s := NewDefaultStore()
+	s.SetLoginLimit(0, 0, nil) // every attempt fails here; none may be refused early
 	f.Fuzz(func(t *testing.T, first, final []byte) {
 		for _, m := range ScramMechanisms() {
-			srv, err := s.NewScramServer(m)
+			srv, err := s.NewScramServer(m, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

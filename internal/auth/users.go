@@ -63,13 +63,14 @@ type Store struct {
 	users map[string]*user
 	path  string // "" keeps the users in memory only
 	decoy []byte // keys the made-up SCRAM salts of unknown users
+	guard *loginGuard
 }
 
 // NewStore returns a store with no users, in memory only.
 func NewStore() *Store {
 	decoy := make([]byte, 32)
 	_, _ = rand.Read(decoy)
-	return &Store{users: map[string]*user{}, decoy: decoy}
+	return &Store{users: map[string]*user{}, decoy: decoy, guard: newLoginGuard()}
 }
 
 // NewDefaultStore returns an in-memory store holding the default user
@@ -204,11 +205,18 @@ func (s *Store) Lookup(name string) (User, bool) {
 
 // Authenticate checks a user's password, and that a loopback-only user
 // connects from a loopback address (remote nil counts as not loopback).
+//
+// Failed attempts count against the source address (guard.go): past the
+// limit, its logins fail with ErrTooManyFailures whatever they give.
 func (s *Store) Authenticate(name, password string, remote net.Addr) (User, error) {
+	if s.guard.refused(remote) {
+		return User{}, fmt.Errorf("user '%s' from %v: %w", name, remote, ErrTooManyFailures)
+	}
 	s.mu.RLock()
 	u, ok := s.users[name]
 	s.mu.RUnlock()
 	if !ok || !checkPassword(u.hash, password) {
+		s.guard.failed(remote)
 		return User{}, fmt.Errorf("user '%s': %w", name, ErrInvalidCredentials)
 	}
 	if u.LoopbackOnly && !isLoopback(remote) {

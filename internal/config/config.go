@@ -121,6 +121,11 @@ type LimitsConfig struct {
 	// Kafka topics (which all live in vhost "/").
 	MaxQueuesPerVhost int `yaml:"max_queues_per_vhost"`
 	MaxTopics         int `yaml:"max_topics"`
+	// MaxLoginFailures failed logins from one address within
+	// LoginFailureWindow make every login from it fail until the window
+	// ends; zero turns the limit off.
+	MaxLoginFailures   int           `yaml:"max_login_failures"`
+	LoginFailureWindow time.Duration `yaml:"login_failure_window"`
 }
 
 // AlarmsConfig configures the resource alarms (internal/alarm): while one
@@ -210,8 +215,10 @@ func Default() Config {
 			OutboxBytes:     4 << 20,
 		},
 		Limits: LimitsConfig{
-			AMQPChannelMax: 2047,
-			AMQPFrameMax:   131072,
+			AMQPChannelMax:     2047,
+			AMQPFrameMax:       131072,
+			MaxLoginFailures:   20,
+			LoginFailureWindow: time.Minute,
 		},
 		Storage: StorageConfig{
 			Fsync:                  lc.Fsync.String(),

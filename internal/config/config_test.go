@@ -219,6 +219,8 @@ func TestEverySettingFromEverySource(t *testing.T) {
 		"tls.client_auth":                     "required",
 		"require_auth":                        "true",
 		"kafka_vhost":                         "events",
+		"limits.max_login_failures":           "5",
+		"limits.login_failure_window":         "30s",
 	}
 	want := Config{
 		DataDir:                 "/var/lib/wharf",
@@ -269,6 +271,8 @@ func TestEverySettingFromEverySource(t *testing.T) {
 			AMQPFrameMax:          65536,
 			MaxQueuesPerVhost:     500,
 			MaxTopics:             300,
+			MaxLoginFailures:      5,
+			LoginFailureWindow:    30 * time.Second,
 		},
 		Alarms: AlarmsConfig{
 			DiskFreeLimitBytes:       1000000000,

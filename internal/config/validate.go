@@ -64,6 +64,12 @@ func (c Config) Validate() error {
 			return fieldError("kafka_tls_advertise", err)
 		}
 	}
+	if c.Limits.MaxLoginFailures < 0 {
+		return fieldError("limits.max_login_failures", fmt.Errorf("%d: must be 0 (no limit) or positive", c.Limits.MaxLoginFailures))
+	}
+	if c.Limits.MaxLoginFailures > 0 && c.Limits.LoginFailureWindow <= 0 {
+		return fieldError("limits.login_failure_window", fmt.Errorf("%v: must be positive", c.Limits.LoginFailureWindow))
+	}
 	if c.KafkaVhost == "" {
 		return fieldError("kafka_vhost", errors.New("must not be empty"))
 	}

@@ -71,7 +71,7 @@ func (s *Server) saslStep(c *conn, msg []byte) ([]byte, bool, error) {
 		return []byte{}, true, nil
 	}
 	if st.scram == nil {
-		x, err := users.NewScramServer(auth.Mechanism(st.mech))
+		x, err := users.NewScramServer(auth.Mechanism(st.mech), c.nc.RemoteAddr())
 		if err != nil {
 			return nil, false, err
 		}

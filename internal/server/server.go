@@ -104,6 +104,7 @@ func RunWithOptions(ctx context.Context, cfg config.Config, logger *slog.Logger,
 	if err != nil {
 		return fmt.Errorf("opening users: %w", err)
 	}
+	users.SetLoginLimit(cfg.Limits.MaxLoginFailures, cfg.Limits.LoginFailureWindow, nil)
 	userLimits := limits.NewUsers(cfg.Limits.MaxConnectionsPerUser) // shared by AMQP and the gateway
 	var amqpSrv *amqpListener
 	if cfg.AMQPListen != "" || cfg.AMQPSListen != "" {
