@@ -40,6 +40,7 @@ type conn struct {
 	heartbeat  time.Duration
 	vhost      string
 	user       string
+	certName   string // the verified TLS client certificate's common name, for EXTERNAL (external.go)
 	// Client capabilities.
 	cancelNotify bool
 

@@ -40,7 +40,7 @@ func (c *conn) handshake() error {
 	err := c.sendMethod(0, &wire.ConnectionStart{
 		VersionMajor: 0, VersionMinor: 9,
 		ServerProperties: c.s.serverProperties(),
-		Mechanisms:       "PLAIN AMQPLAIN",
+		Mechanisms:       c.mechanisms(),
 		Locales:          "en_US",
 	})
 	if err != nil {
@@ -190,6 +190,11 @@ func (c *conn) authenticate(s *wire.ConnectionStartOk, failureClose bool) error 
 		user, pass, perr = parsePlain(s.Response)
 	case "AMQPLAIN":
 		user, pass, perr = parseAMQPlain(s.Response)
+	case mechExternal:
+		if c.certName != "" {
+			return c.authenticateExternal(s, failureClose)
+		}
+		fallthrough
 	default:
 		return c.failHandshake(newCloseError(wire.ReplyCommandInvalid, "unknown authentication mechanism '%s'", s.Mechanism).forMethod(s))
 	}

@@ -227,6 +227,25 @@ func (s *Store) Authenticate(name, password string, remote net.Addr) (User, erro
 	return uc, nil
 }
 
+// AuthenticateExternal logs in a user whose identity another layer proved
+// (a TLS client certificate checked against the CA: AMQP's EXTERNAL
+// mechanism): the user must exist, and the loopback-only restriction and
+// the failed-login limit apply.
+func (s *Store) AuthenticateExternal(name string, remote net.Addr) (User, error) {
+	if s.guard.refused(remote) {
+		return User{}, fmt.Errorf("user '%s' from %v: %w", name, remote, ErrTooManyFailures)
+	}
+	u, ok := s.Lookup(name)
+	if !ok {
+		s.guard.failed(remote)
+		return User{}, fmt.Errorf("user '%s': %w", name, ErrInvalidCredentials)
+	}
+	if u.LoopbackOnly && !isLoopback(remote) {
+		return User{}, fmt.Errorf("user '%s' from %v: %w", name, remote, ErrLoopbackOnly)
+	}
+	return u, nil
+}
+
 // CheckLoopback applies the loopback-only restriction to a user who
 // authenticated by other means (SCRAM, a certificate).
 func (s *Store) CheckLoopback(name string, remote net.Addr) error {

@@ -2,13 +2,19 @@ package server
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -333,4 +339,67 @@ func TestTLSCertificateReload(t *testing.T) {
 	if err := amqpRoundTrip(kept, "kept-q"); err != nil {
 		t.Fatalf("connection from before the reload: %v", err)
 	}
+}
+
+// issueClient signs a client certificate named name with the dev CA in
+// files and returns it.
+func issueClient(t *testing.T, files certs.DevFiles, name string) tls.Certificate {
+	t.Helper()
+	ca, err := tls.LoadX509KeyPair(files.CACert, files.CAKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: name},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Leaf, &key.PublicKey, ca.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+func TestAMQPExternalAuth(t *testing.T) {
+	s := startTLSServer(t, "optional", nil)
+	url := "amqps://" + s.addrs["amqps"] + "/"
+	external := []amqp091.Authentication{&amqp091.ExternalAuth{}}
+
+	// The dev client certificate names guest: EXTERNAL logs in as guest.
+	conn, err := amqp091.DialConfig(url, amqp091.Config{SASL: external, TLSClientConfig: s.clientTLS(t, true)})
+	if err != nil {
+		t.Fatalf("EXTERNAL with guest's certificate: %v", err)
+	}
+	defer conn.Close()
+	if err := amqpRoundTrip(conn, "external-q"); err != nil {
+		t.Fatal(err)
+	}
+
+	// Without a certificate EXTERNAL is not offered.
+	if _, err := amqp091.DialConfig(url, amqp091.Config{SASL: external, TLSClientConfig: s.clientTLS(t, false)}); err == nil {
+		t.Fatal("EXTERNAL without a client certificate logged in")
+	}
+
+	// A certificate of the right CA naming no user is refused with 403.
+	cfg := s.clientTLS(t, false)
+	cfg.Certificates = []tls.Certificate{issueClient(t, s.files, "ghost")}
+	_, err = amqp091.DialConfig(url, amqp091.Config{SASL: external, TLSClientConfig: cfg})
+	var e *amqp091.Error
+	if !errors.As(err, &e) || e.Code != amqp091.AccessRefused {
+		t.Fatalf("EXTERNAL as an unknown user: %v, want 403", err)
+	}
+	// PLAIN still works on the same connection type.
+	plain, err := amqp091.DialTLS("amqps://guest:guest@"+s.addrs["amqps"]+"/", cfg)
+	if err != nil {
+		t.Fatalf("PLAIN beside EXTERNAL: %v", err)
+	}
+	plain.Close()
 }
