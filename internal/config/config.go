@@ -58,6 +58,9 @@ type Config struct {
 	Limits LimitsConfig `yaml:"limits"`
 	// Alarms configures the resource alarms.
 	Alarms AlarmsConfig `yaml:"alarms"`
+	// Bridges lists the rules that publish Kafka records into exchanges
+	// (bridges.go). It has no flag or environment variable.
+	Bridges []BridgeConfig `yaml:"bridges"`
 }
 
 // LimitsConfig holds the resource limits. A zero count means no limit.
