@@ -83,6 +83,10 @@ func RunWithOptions(ctx context.Context, cfg config.Config, logger *slog.Logger,
 		}
 		logger.Info("broker closed")
 	}()
+	bridges, err := startBridges(cfg, b, logger)
+	if err != nil {
+		return err
+	}
 
 	// Listeners stop together, before the broker closes (defers run in
 	// reverse).
@@ -124,6 +128,7 @@ func RunWithOptions(ctx context.Context, cfg config.Config, logger *slog.Logger,
 			fsyncs,
 			collector,
 			metrics.NewAlarmCollector(b.Alarms()),
+			metrics.NewBridgeCollector(bridges),
 		)
 		svc := newGatewayService(cfg, b, logger)
 		ws, err := newWebSocket(cfg, svc, users, userLimits, logger)
