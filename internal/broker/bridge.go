@@ -327,6 +327,7 @@ func (bs *Bridges) runPart(ctx context.Context, r *bridgeRule, bp *bridgePart) e
 func (bs *Bridges) startOffset(ctx context.Context, r *bridgeRule, p *Partition) (int64, error) {
 	tp := TopicPartition{Topic: r.Topic, Partition: p.Index}
 	if c, ok := bs.b.CommittedOffsets(BridgeGroup(r.Name))[tp]; ok {
+		bs.logger.Info("bridge resumes a partition", "rule", r.Name, "topic", r.Topic, "partition", p.Index, "offset", c.Offset)
 		return c.Offset, nil
 	}
 	start, hw, _ := p.Offsets()
@@ -334,6 +335,7 @@ func (bs *Bridges) startOffset(ctx context.Context, r *bridgeRule, p *Partition)
 	if r.FromEarliest {
 		from = start
 	}
+	bs.logger.Info("bridge starts a partition", "rule", r.Name, "topic", r.Topic, "partition", p.Index, "offset", from)
 	return from, bs.commit(ctx, r, p, from)
 }
 
