@@ -253,7 +253,7 @@ func splitProperties(props []byte) (basicProps, error) {
 			r.take(int(r.u32()))
 		case 3, 4: // delivery-mode, priority
 			r.take(1)
-		case 8: // timestamp
+		case 9: // timestamp
 			r.take(8)
 		default: // short strings
 			r.take(int(r.u8()))

@@ -55,7 +55,7 @@ const (
 // Indexes of basic properties in basicProps.fields (flag bit 15-i).
 const (
 	propIndexDeliveryMode = 3 // bit 12
-	propIndexTimestamp    = 8 // bit 7
+	propIndexTimestamp    = 9 // bit 6
 )
 
 // RecordFromMessage returns the Kafka record an AMQP message becomes. The
