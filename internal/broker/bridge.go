@@ -526,3 +526,12 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 		return nil
 	}
 }
+
+// Rules returns the rules, in the order Stats reports them.
+func (bs *Bridges) Rules() []BridgeRule {
+	out := make([]BridgeRule, len(bs.rules))
+	for i, r := range bs.rules {
+		out[i] = r.BridgeRule
+	}
+	return out
+}

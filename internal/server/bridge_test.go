@@ -5,7 +5,9 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"strconv"
 	"testing"
 	"time"
@@ -133,6 +135,14 @@ func TestBridgeToClassicAndQuorumQueues(t *testing.T) {
 	waitUntil(t, "the lag reaches zero", func() bool {
 		return bridgeMetric(t, s.httpAddr, "wharf_bridge_lag_records", "orders") == 0
 	})
+
+	// The REST face lists the rule with the same counters.
+	status, raw := restRaw(t, http.MethodGet, "http://"+s.httpAddr+"/api/v1/bridges", nil)
+	if status != http.StatusOK {
+		t.Fatalf("GET /api/v1/bridges: %d %s", status, raw)
+	}
+	sameJSON(t, "bridges", json.RawMessage(raw), fmt.Sprintf(`{"bridges":[{"name":"orders","topic":"orders","vhost":"/","exchange":"orders.x",
+		"start":"earliest","bridged":%d,"unroutable":1,"looped":0,"rejected":0,"lag":0}]}`, n+1))
 }
 
 // TestBridgeFixedRoutingKey: a rule's routing_key replaces every record's

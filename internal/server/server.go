@@ -145,7 +145,7 @@ func RunWithOptions(ctx context.Context, cfg config.Config, logger *slog.Logger,
 		})
 		h := gateway.NewHandler(gateway.Options{
 			Logger: logger, Registry: reg, Ready: ready.Load, WebSocket: ws, Service: svc, Users: users,
-			UserLimits: userLimits,
+			UserLimits: userLimits, Bridges: bridges,
 		})
 		httpSrv, err = startHTTP(cfg.HTTPListen, cfg.Limits.HTTPMaxConnections, cfg.TCPKeepAlive, idleTimeout, h, logger)
 		if err != nil {
