@@ -119,6 +119,11 @@ type bridgeRule struct {
 
 	mu    sync.Mutex
 	parts map[bridgePartKey]*bridgePart
+	// began is the id of the topic incarnation the rule has begun on:
+	// partitions of it found later start at their log start, whatever
+	// the rule's start, so that records produced to a new partition
+	// before it was found are bridged too.
+	began TopicID
 }
 
 // bridgePartKey names a partition of one incarnation of the topic.
@@ -248,8 +253,20 @@ func (bs *Bridges) startParts(ctx context.Context, r *bridgeRule, wg *sync.WaitG
 		parts = t.Partitions
 	}
 	bs.b.topicsMu.RUnlock()
+	if t == nil {
+		return
+	}
+	// A rule has begun on the topic if it did so in this process or
+	// committed offsets for it in an earlier one.
+	begun := false
+	for tp := range bs.b.CommittedOffsets(BridgeGroup(r.Name)) {
+		begun = begun || tp.Topic == r.Topic
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	begun = begun || r.began == t.ID
+	r.began = t.ID
+	fromStart := r.FromEarliest || begun
 	for k, bp := range r.parts {
 		select {
 		case <-bp.done:
@@ -267,7 +284,7 @@ func (bs *Bridges) startParts(ctx context.Context, r *bridgeRule, wg *sync.WaitG
 		wg.Go(func() {
 			defer close(bp.done)
 			plog := log.With("partition", p.Index)
-			if err := bs.runPart(ctx, r, bp); err != nil && ctx.Err() == nil {
+			if err := bs.runPart(ctx, r, bp, fromStart); err != nil && ctx.Err() == nil {
 				plog.Warn("bridge stopped reading a partition", "err", err)
 			}
 		})
@@ -275,9 +292,10 @@ func (bs *Bridges) startParts(ctx context.Context, r *bridgeRule, wg *sync.WaitG
 }
 
 // runPart bridges one partition until ctx ends or the partition's log
-// closes (its topic was deleted).
-func (bs *Bridges) runPart(ctx context.Context, r *bridgeRule, bp *bridgePart) error {
-	next, err := bs.startOffset(ctx, r, bp.p)
+// closes (its topic was deleted). fromStart starts a partition without a
+// committed offset at its log start rather than its high watermark.
+func (bs *Bridges) runPart(ctx context.Context, r *bridgeRule, bp *bridgePart, fromStart bool) error {
+	next, err := bs.startOffset(ctx, r, bp.p, fromStart)
 	if err != nil {
 		return err
 	}
@@ -321,18 +339,25 @@ func (bs *Bridges) runPart(ctx context.Context, r *bridgeRule, bp *bridgePart) e
 	}
 }
 
-// startOffset returns where a partition resumes: its committed offset, or,
-// for a partition the rule has not read before, the log start or the high
-// watermark, which it commits at once so that a restart resumes there too.
-func (bs *Bridges) startOffset(ctx context.Context, r *bridgeRule, p *Partition) (int64, error) {
+// startOffset returns where a partition resumes: its committed offset
+// (at most the high watermark), or, for a partition the rule has not read
+// before, the log start (fromStart) or the high watermark, which it
+// commits at once so that a restart resumes there too.
+func (bs *Bridges) startOffset(ctx context.Context, r *bridgeRule, p *Partition, fromStart bool) (int64, error) {
 	tp := TopicPartition{Topic: r.Topic, Partition: p.Index}
+	start, hw, _ := p.Offsets()
 	if c, ok := bs.b.CommittedOffsets(BridgeGroup(r.Name))[tp]; ok {
 		bs.logger.Info("bridge resumes a partition", "rule", r.Name, "topic", r.Topic, "partition", p.Index, "offset", c.Offset)
+		if c.Offset > hw {
+			// The log lost records it had not fsynced (fsync policy
+			// interval or never): go on from its end.
+			bs.logger.Warn("bridge position past the log's end; moving", "rule", r.Name, "topic", r.Topic, "partition", p.Index, "from", c.Offset, "to", hw)
+			return hw, bs.commit(ctx, r, p, hw)
+		}
 		return c.Offset, nil
 	}
-	start, hw, _ := p.Offsets()
 	from := hw
-	if r.FromEarliest {
+	if fromStart {
 		from = start
 	}
 	bs.logger.Info("bridge starts a partition", "rule", r.Name, "topic", r.Topic, "partition", p.Index, "offset", from)
@@ -341,6 +366,9 @@ func (bs *Bridges) startOffset(ctx context.Context, r *bridgeRule, p *Partition)
 
 // commit stores a partition's next offset durably.
 func (bs *Bridges) commit(ctx context.Context, r *bridgeRule, p *Partition, next int64) error {
+	if t, ok := bs.b.Topic(r.Topic); !ok || t.ID != p.TopicID {
+		return fmt.Errorf("committing the bridge's offset %d of %s-%d: %w", next, r.Topic, p.Index, ErrLogClosed)
+	}
 	errs, persisted := bs.b.CommitOffsets(OffsetCommitRequest{
 		Group: BridgeGroup(r.Name), Generation: -1,
 		Offsets: []OffsetCommit{{Topic: r.Topic, Partition: p.Index, Offset: next, LeaderEpoch: -1, Retention: bridgeOffsetRetention}},

@@ -26,7 +26,8 @@ type BridgeConfig struct {
 	RoutingKey string `yaml:"routing_key"`
 	// Start is where a new rule begins in each partition: earliest (the
 	// log start) or latest (records produced from then on). Empty means
-	// latest. A rule that has a stored position resumes from it.
+	// latest. A rule that has a stored position resumes from it, and
+	// partitions added after the rule began are read from their start.
 	Start string `yaml:"start"`
 }
 
