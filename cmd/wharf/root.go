@@ -24,7 +24,7 @@ func newRootCmd(info buildinfo.Info, lookupEnv func(string) (string, bool)) *cob
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return fmt.Errorf("%w (see '%s --help')", err, cmd.CommandPath())
 	})
-	root.AddCommand(newServeCmd(info, lookupEnv), newVersionCmd(info), newBenchCmd())
+	root.AddCommand(newServeCmd(info, lookupEnv), newVersionCmd(info), newBenchCmd(), newDevCertCmd())
 	root.AddCommand(cli.Commands(lookupEnv)...)
 	return root
 }

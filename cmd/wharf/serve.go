@@ -14,7 +14,9 @@ func newServeCmd(info buildinfo.Info, lookupEnv func(string) (string, bool)) *co
 		Use:   "serve",
 		Short: "Run the broker",
 		Long: `Run the broker until SIGINT or SIGTERM, then shut down cleanly.
-A second signal forces an immediate exit with status 1.
+A second signal forces an immediate exit with status 1. SIGHUP reads the
+TLS certificate, key and CA files again; connections opened afterwards use
+them.
 
 Each setting comes from, highest precedence first: its flag, its WHARF_*
 environment variable, the YAML file given by --config (or WHARF_CONFIG),
@@ -32,7 +34,9 @@ and its default. An empty listener address disables that listener.`,
 			logger.Info("starting wharf", "version", info.Version, "commit", info.Commit, "go", info.GoVersion)
 			ctx, stop := notifyShutdown(cmd.Context(), logger)
 			defer stop()
-			return server.Run(ctx, cfg, logger)
+			reload, stopReload := notifyReload()
+			defer stopReload()
+			return server.RunWithOptions(ctx, cfg, logger, server.Options{Reload: reload})
 		},
 	}
 	flags = config.AddFlags(cmd.Flags())

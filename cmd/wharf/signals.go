@@ -37,3 +37,30 @@ func notifyShutdown(parent context.Context, logger *slog.Logger) (ctx context.Co
 		cancel()
 	}
 }
+
+// notifyReload returns a channel that receives once per SIGHUP (a signal
+// arriving while one is pending is merged with it). Call stop to release
+// the signal.
+func notifyReload() (reload <-chan struct{}, stop func()) {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGHUP)
+	out := make(chan struct{}, 1)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-sigs:
+				select {
+				case out <- struct{}{}:
+				default:
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	return out, func() {
+		signal.Stop(sigs)
+		close(done)
+	}
+}

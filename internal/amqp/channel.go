@@ -22,6 +22,12 @@ type channel struct {
 
 	closing bool // channel.close sent; frames are dropped until close-ok
 
+	// rmu is held by the reader while it handles a frame of the channel,
+	// and by the consumer timeout check (timeout.go) while it closes the
+	// channel: the one change to the channel's reader state made from
+	// another goroutine. Lock order: rmu before mu.
+	rmu sync.Mutex
+
 	// Reader-only state.
 	lastQueue string // the last queue declared, for methods naming ""
 	prefetch  int    // basic.qos global=false: the limit of new consumers

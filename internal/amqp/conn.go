@@ -98,6 +98,7 @@ func (c *conn) serve() {
 	c.logger.Info("connection opened", "user", c.user, "vhost", c.vhost, "heartbeat", c.heartbeat, "frame_max", c.frameMax, "channel_max", c.channelMax)
 	c.opened.Store(true)
 	go c.heartbeatLoop(c.heartbeat)
+	go c.consumerTimeoutLoop()
 	for {
 		if !c.waitOutbox() {
 			return
@@ -290,6 +291,8 @@ func (c *conn) handleFrame(f wire.Frame) error {
 	if ch == nil {
 		return c.openChannel(f)
 	}
+	ch.rmu.Lock()
+	defer ch.rmu.Unlock()
 	return ch.handleFrame(f)
 }
 

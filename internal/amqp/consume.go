@@ -50,7 +50,8 @@ func (ch *channel) consume(m *wire.BasicConsume) error {
 		bc.Limit = broker.NewCredit(ch.prefetch)
 	}
 	bc.Busy = func() bool { return !cs.started.Load() || ch.flowOff.Load() || ch.c.busy() }
-	bc.Deliver = func(d broker.Delivery) { ch.deliver(tag, d) }
+	timeout := consumerTimeoutArg(m.Arguments)
+	bc.Deliver = func(d broker.Delivery) { ch.deliver(tag, d, timeout) }
 	bc.Cancelled = func() { ch.queueGone(tag) }
 	cs.bc = bc
 	ch.mu.Lock()
@@ -72,15 +73,16 @@ func (ch *channel) consume(m *wire.BasicConsume) error {
 	return nil
 }
 
-// deliver sends a delivery to a consumer. Queues call it with their lock
-// held; it takes only the channel's lock and the outbox's.
-func (ch *channel) deliver(tag string, d broker.Delivery) {
+// deliver sends a delivery to a consumer whose own consumer timeout is
+// timeout (-1: none, see timeout.go). Queues call it with their lock held;
+// it takes only the channel's lock and the outbox's.
+func (ch *channel) deliver(tag string, d broker.Delivery, timeout int64) {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
 	ch.nextTag++
 	dt := ch.nextTag
 	if !d.Consumer.NoAck {
-		ch.unacked.add(dt, d)
+		ch.unacked.add(dt, d, ch.c.s.opts.Now().UnixMilli(), ch.c.deliveryTimeout(d.Queue, timeout))
 	}
 	msg := d.Message
 	err := ch.c.sendMessage(ch.id, &wire.BasicDeliver{ConsumerTag: tag, DeliveryTag: dt, Redelivered: d.Redelivered, Exchange: msg.Exchange, RoutingKey: msg.RoutingKey}, msg.Properties, msg.Body)
@@ -150,7 +152,7 @@ func (ch *channel) get(m *wire.BasicGet) error {
 	ch.nextTag++
 	dt := ch.nextTag
 	if !m.NoAck {
-		ch.unacked.add(dt, d)
+		ch.unacked.add(dt, d, ch.c.s.opts.Now().UnixMilli(), ch.c.deliveryTimeout(q, -1))
 	}
 	msg := d.Message
 	return ch.c.sendMessage(ch.id, &wire.BasicGetOk{DeliveryTag: dt, Redelivered: d.Redelivered, Exchange: msg.Exchange, RoutingKey: msg.RoutingKey, MessageCount: uint32(d.Remaining)}, msg.Properties, msg.Body)

@@ -14,16 +14,24 @@
 //
 // A connection has a reader (serve: it handles frames in order, one method
 // at a time), a writer (writeLoop: it sends the outbox, frames appended by
-// any goroutine under a short lock, many per system call) and a heartbeat
-// ticker. A channel in confirm mode has a confirmer that waits for
+// any goroutine under a short lock, many per system call), a heartbeat
+// ticker and a consumer timeout check (timeout.go). A channel in confirm mode has a confirmer that waits for
 // group-commit fsyncs. Queues deliver by calling a consumer's Deliver from
 // whatever goroutine made a message available (a publisher's reader, an
 // acking reader), with the queue's lock held.
 //
 // # Invariants
 //
-//   - Lock order: a queue's lock, then a channel's mu, then the outbox's.
-//     The reader never holds a channel's mu while it calls the core.
+//   - Lock order: a channel's rmu, then a queue's lock, then a channel's
+//     mu, then the outbox's. The reader never holds a channel's mu while
+//     it calls the core. The reader holds a channel's rmu while it handles
+//     one of its frames; the consumer timeout check holds it to close the
+//     channel, the only change to a channel's reader state made by another
+//     goroutine.
+//   - A delivery that needs an acknowledgement and is not settled within
+//     its timeout (its consumer's x-consumer-timeout, else its queue's,
+//     else Options.ConsumerTimeout) closes its channel with 406 (checked
+//     every Options.ConsumerTimeoutCheck on Options.Now).
 //   - A consumer's deliveries never precede its basic.consume-ok: it is
 //     registered busy and started once consume-ok is in the outbox.
 //   - Delivery tags on a channel grow by one per delivery (basic.deliver

@@ -108,7 +108,7 @@ func (ch *channel) route(mandatory bool, keys []string, headers broker.Table, ms
 		}
 		return res, err
 	}
-	if res.Routed == 0 && mandatory {
+	if res.Routed == 0 && mandatory && !res.Duplicate {
 		ret := &wire.BasicReturn{ReplyCode: wire.ReplyNoRoute, ReplyText: "NO_ROUTE", Exchange: msg.Exchange, RoutingKey: msg.RoutingKey}
 		if err := ch.c.sendMessage(ch.id, ret, msg.Properties, msg.Body); err != nil && err != errConnClosed {
 			return res, err

@@ -116,3 +116,92 @@ func TestSingleActiveConsumerTakeover(t *testing.T) {
 		t.Fatalf("c2 got %q (redelivered %v), want m5", d.Body, d.Redelivered)
 	}
 }
+
+// TestSingleActiveConsumerPriority: a quorum queue's active consumer is
+// the one with the highest x-priority. A consumer of higher priority than
+// the active one takes over once the active one has no unacknowledged
+// deliveries: meanwhile new messages wait. When the active consumer
+// goes, the highest priority left takes over. A classic queue ignores
+// priorities: the first registered consumer stays active.
+func TestSingleActiveConsumerPriority(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, Options{})
+	pub := confirmedChannel(t, ts)
+	for _, q := range []struct {
+		name string
+		args amqp091.Table
+	}{
+		{"qsac", amqp091.Table{"x-single-active-consumer": true, "x-queue-type": "quorum"}},
+		{"csac", amqp091.Table{"x-single-active-consumer": true}},
+	} {
+		if _, err := pub.QueueDeclare(q.name, true, false, false, false, q.args); err != nil {
+			t.Fatal(err)
+		}
+	}
+	chans := map[string]*amqp091.Channel{}
+	consume := func(queue, tag string, priority int32) <-chan amqp091.Delivery {
+		_, ch := ts.channel(t)
+		d, err := ch.Consume(queue, tag, false, false, false, false, amqp091.Table{"x-priority": priority})
+		if err != nil {
+			t.Fatalf("consume %s: %v", tag, err)
+		}
+		chans[tag] = ch
+		return d
+	}
+	send := func(queue, body string) {
+		if !publishConfirmed(t, pub, queue, amqp091.Publishing{Body: []byte(body)}) {
+			t.Fatal("publish nacked")
+		}
+	}
+	ready := func(queue string) int { return queueCount(t, pub, queue) }
+
+	low := consume("qsac", "low", 1)
+	mid := consume("qsac", "mid", 5)
+	// mid registered second with a higher priority; low had nothing
+	// unacknowledged, so mid is active at once.
+	send("qsac", "m0")
+	d0 := sacNext(t, "mid", mid)
+	if string(d0.Body) != "m0" {
+		t.Fatalf("mid got %q, want m0", d0.Body)
+	}
+	// high registers while mid holds m0: m1 waits for mid to settle it.
+	high := consume("qsac", "high", 10)
+	send("qsac", "m1")
+	if n := ready("qsac"); n != 1 {
+		t.Fatalf("qsac has %d ready, want m1 waiting for the switch", n)
+	}
+	if err := d0.Ack(false); err != nil {
+		t.Fatal(err)
+	}
+	if d := sacNext(t, "high", high); string(d.Body) != "m1" {
+		t.Fatalf("high got %q, want m1", d.Body)
+	} else if err := d.Ack(false); err != nil {
+		t.Fatal(err)
+	}
+	if len(low) != 0 || len(mid) != 0 {
+		t.Fatalf("inactive consumers got deliveries: low %d, mid %d", len(low), len(mid))
+	}
+	// Cancelling the active consumer hands the queue to the highest
+	// priority left.
+	if err := chans["high"].Cancel("high", false); err != nil {
+		t.Fatal(err)
+	}
+	send("qsac", "m2")
+	if d := sacNext(t, "mid", mid); string(d.Body) != "m2" {
+		t.Fatalf("mid got %q, want m2", d.Body)
+	}
+	if len(low) != 0 {
+		t.Fatalf("low got %d deliveries", len(low))
+	}
+
+	// The classic queue: the first registered stays active.
+	first := consume("csac", "first", 0)
+	second := consume("csac", "second", 10)
+	send("csac", "c0")
+	if d := sacNext(t, "first", first); string(d.Body) != "c0" {
+		t.Fatalf("first got %q, want c0", d.Body)
+	}
+	if len(second) != 0 {
+		t.Fatalf("the classic queue delivered %d to a later consumer of higher priority", len(second))
+	}
+}

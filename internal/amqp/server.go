@@ -52,6 +52,15 @@ type Options struct {
 	HandshakeTimeout time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// ConsumerTimeout is how long a delivery may stay unacknowledged
+	// before its channel is closed with 406 PRECONDITION_FAILED and its
+	// unacknowledged messages requeued (RabbitMQ's consumer_timeout), when
+	// neither its consumer nor its queue has an x-consumer-timeout. Zero or
+	// negative means none.
+	ConsumerTimeout time.Duration
+	// ConsumerTimeoutCheck is how often deliveries are checked against
+	// their timeout; zero means once a second.
+	ConsumerTimeoutCheck time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -76,6 +85,9 @@ func (o Options) withDefaults() Options {
 	if o.HandshakeTimeout <= 0 {
 		o.HandshakeTimeout = 10 * time.Second
 	}
+	if o.ConsumerTimeoutCheck <= 0 {
+		o.ConsumerTimeoutCheck = time.Second
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -92,7 +104,7 @@ type Server struct {
 	logger *slog.Logger
 
 	mu       sync.Mutex
-	ln       net.Listener
+	lns      []net.Listener // every listener Serve was given (plain and TLS)
 	conns    map[*conn]struct{}
 	admitted map[*conn]func() // open connections and what frees their slots (limits.go)
 	closing  bool
@@ -126,7 +138,9 @@ func NewServer(b *broker.Broker, opts Options) *Server {
 }
 
 // Serve accepts connections on ln until Shutdown. It returns nil after a
-// Shutdown, or the accept error that stopped it.
+// Shutdown, or the accept error that stopped it. Serve may run on several
+// listeners at once (a plain one and a TLS one); their connections share
+// the server's limits, connection ids and shutdown.
 func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
 	if s.closing {
@@ -134,7 +148,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		ln.Close()
 		return nil
 	}
-	s.ln = ln
+	s.lns = append(s.lns, ln)
 	s.mu.Unlock()
 	for {
 		nc, err := ln.Accept()
@@ -182,8 +196,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	first := !s.closing
 	s.closing = true
-	if s.ln != nil {
-		s.ln.Close()
+	for _, ln := range s.lns {
+		ln.Close()
 	}
 	for c := range s.conns {
 		c.shutdown()

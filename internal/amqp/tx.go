@@ -60,12 +60,12 @@ func (ch *channel) txCommit() error {
 	ch.tx = &txState{}
 	var durable []broker.PublishResult
 	for _, p := range t.publishes {
-		res, err := ch.c.b.Enqueue(p.refs, p.msg)
+		res, err := ch.c.b.EnqueueFrom(ch.c.vhost, p.msg.Exchange, p.refs, p.msg)
 		if err != nil {
 			return newCloseError(wire.ReplyInternalError, "tx.commit: %v", err)
 		}
 		res.Routed += ch.c.b.DirectReplies(ch.c.vhost, p.msg.Exchange, p.keys, p.msg)
-		if res.Routed == 0 && p.mandatory {
+		if res.Routed == 0 && p.mandatory && !res.Duplicate {
 			ret := &wire.BasicReturn{ReplyCode: wire.ReplyNoRoute, ReplyText: "NO_ROUTE", Exchange: p.msg.Exchange, RoutingKey: p.msg.RoutingKey}
 			if err := ch.c.sendMessage(ch.id, ret, p.msg.Properties, p.msg.Body); err != nil {
 				return err

@@ -16,17 +16,21 @@ type unackedList struct {
 }
 
 type unackedEntry struct {
-	tag  uint64
-	d    broker.Delivery
-	live bool
+	tag uint64
+	d   broker.Delivery
+	at  int64 // when it was delivered, in milliseconds on the server's clock
+	// timeout is how long it may stay unacknowledged, in milliseconds;
+	// -1 for ever (timeout.go).
+	timeout int64
+	live    bool
 }
 
 func newUnackedList() unackedList { return unackedList{} }
 
 func (u *unackedList) len() int { return u.live }
 
-func (u *unackedList) add(tag uint64, d broker.Delivery) {
-	u.items = append(u.items, unackedEntry{tag: tag, d: d, live: true})
+func (u *unackedList) add(tag uint64, d broker.Delivery, at, timeout int64) {
+	u.items = append(u.items, unackedEntry{tag: tag, d: d, at: at, timeout: timeout, live: true})
 	u.live++
 }
 
@@ -88,7 +92,7 @@ func (u *unackedList) restore(es []unackedEntry) {
 	all := append(u.takeAll(), es...)
 	sort.Slice(all, func(i, j int) bool { return all[i].tag < all[j].tag })
 	for _, e := range all {
-		u.add(e.tag, e.d)
+		u.add(e.tag, e.d, e.at, e.timeout)
 	}
 }
 

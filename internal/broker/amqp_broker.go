@@ -118,17 +118,25 @@ func (b *Broker) commitAMQP(ctx context.Context, p *amqpPlan) error {
 	if err != nil {
 		return err
 	}
+	dc, err := b.prepareDedup(p)
+	if err != nil {
+		b.retireQueues(qc.created)
+		return err
+	}
 	if len(p.logged) > 0 {
 		if err := b.cmds.Append(ctx, Command{AMQP: &AMQPChange{Steps: p.logged}}); err != nil {
 			b.retireQueues(qc.created)
+			b.retireDedup(dc.created, true)
 			return err
 		}
 	}
 	b.amqp.mu.Lock()
 	err = b.state.Apply(Command{AMQP: &AMQPChange{Steps: p.steps}})
 	gone := b.swapQueues(qc)
+	goneX := b.swapDedup(dc)
 	b.amqp.mu.Unlock()
 	b.retireQueues(gone)
+	b.retireDedup(goneX, true)
 	if err != nil {
 		return fmt.Errorf("applying an amqp change: %w", err)
 	}
@@ -247,6 +255,9 @@ func (b *Broker) DeclareExchange(ctx context.Context, vhost string, spec Exchang
 		return x.info(), nil
 	}
 	if err := reservedName("exchange", spec.Name); err != nil {
+		return ExchangeInfo{}, err
+	}
+	if err := checkDedupArgs(res, args); err != nil {
 		return ExchangeInfo{}, err
 	}
 	if ae, ok := args[ArgAlternateExchange]; ok {

@@ -74,7 +74,7 @@ func assertExchangeEquivalence(x *amqpExchange, typ ExchangeType, spec ExchangeS
 	if err := assertFieldEquivalence("internal", res, x.def.Internal, spec.Internal); err != nil {
 		return err
 	}
-	return assertArgsEquivalence(res, x.def.Arguments, args, []string{ArgAlternateExchange})
+	return assertArgsEquivalence(res, x.def.Arguments, args, append([]string{ArgAlternateExchange}, dedupArgKeys()...))
 }
 
 // checkExclusiveAccess is RabbitMQ's check_exclusive_access. Lax (every use
@@ -101,7 +101,8 @@ func queueArgs(t QueueType) []string {
 			"x-overflow", "x-single-active-consumer", "x-queue-type", "x-quorum-initial-group-size",
 			"x-member-placement-tag", "x-delivery-limit", "x-message-ttl", "x-queue-leader-locator",
 			"x-consumer-disconnected-timeout", "x-consumer-timeout", "x-delayed-retry-type",
-			"x-delayed-retry-min", "x-delayed-retry-max"}
+			"x-delayed-retry-min", "x-delayed-retry-max",
+			ArgMessageDeduplication, ArgDedupWindowSize, ArgDedupWindowMs}
 	case QueueStream:
 		return []string{"x-max-length-bytes", "x-queue-type", "x-max-age", "x-stream-max-segment-size-bytes",
 			"x-stream-filter-size-bytes", "x-initial-cluster-size", "x-queue-leader-locator"}
@@ -109,7 +110,7 @@ func queueArgs(t QueueType) []string {
 		return []string{"x-expires", "x-message-ttl", "x-dead-letter-exchange", "x-dead-letter-routing-key",
 			"x-max-length", "x-max-length-bytes", "x-max-priority", "x-overflow", "x-queue-mode",
 			"x-queue-version", "x-single-active-consumer", "x-queue-type", "x-queue-master-locator",
-			"x-queue-leader-locator"}
+			"x-queue-leader-locator", ArgMessageDeduplication, ArgDedupWindowSize, ArgDedupWindowMs}
 	}
 }
 
@@ -283,7 +284,7 @@ func queueArgChecks(key string) queueArgCheck {
 			return ""
 		}
 	}
-	return nil
+	return dedupArgCheck(key)
 }
 
 // checkNewQueue validates the declaration of a new queue as RabbitMQ does:

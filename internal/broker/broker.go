@@ -81,6 +81,8 @@ type Broker struct {
 	queues      queueRuntimes // queue delivery state, guarded by amqp.mu; see queue_registry.go
 	publishPool sync.Pool     // *publishScratch
 
+	dedupX dedupExchanges // deduplicating exchanges' windows, guarded by amqp.mu; see dedup_store.go
+
 	refusals *limits.LogSampler // one log line per kind of limit refusal per interval
 
 	stop chan struct{}
@@ -150,6 +152,10 @@ func Open(opts Options) (*Broker, error) {
 		return nil, err
 	}
 	if err := b.openQueues(); err != nil {
+		b.closeAll(false)
+		return nil, err
+	}
+	if err := b.openDedup(); err != nil {
 		b.closeAll(false)
 		return nil, err
 	}
@@ -543,6 +549,7 @@ func (b *Broker) Close() error {
 // queue was closed without error.
 func (b *Broker) closeAll(clean bool) error {
 	var errs []error
+	b.closeDedup()
 	if err := b.closeQueues(); err != nil {
 		errs = append(errs, err)
 	} else if clean {

@@ -56,8 +56,26 @@
 //   - A queue delivers its ready messages highest priority level first
 //     (queue_priority.go; one level without x-max-priority), in arrival
 //     order within a level, requeued ones first. With a single active
-//     consumer (queue_sac.go) only the first registered consumer is
-//     delivered to.
+//     consumer (queue_sac.go) only one consumer is delivered to: in a
+//     classic queue the first registered, in a quorum queue the active
+//     one, replaced by one of higher priority only once it holds no
+//     unsettled delivery.
+//   - A quorum queue's message is requeued at most x-delivery-limit times
+//     (queue_quorum.go): the return that exceeds it dead-letters the
+//     message instead, under the same lock. A message's count of returns
+//     only grows while it is in the queue, and is settled (forgotten, in
+//     the acks file too) with the message.
+//   - A delivery's Message is never written to: a returned message goes
+//     out as a copy carrying x-delivery-count, and dead-lettering reads
+//     the stored original.
+//   - A queue or exchange with x-message-deduplication (dedup.go) stores a
+//     message at most once per message_id within its window. An id is
+//     remembered from the moment its publish is admitted; a publish that
+//     is not stored (refused, failed) forgets it and fails its
+//     duplicates. The id of a message stored in a durable queue's log is
+//     written to the object's deduplication log only after that append
+//     is durable, and the publish's Wait (the confirm) returns only once
+//     the id is durable too. Windows are measured on Options.Now.
 //   - A bridge rule (bridge.go) commits a partition's position, in the
 //     consumer group BridgeGroup(rule) of the offsets store, only after
 //     every record before it is durable in every durable queue it was
@@ -73,5 +91,8 @@
 // before Broker.topicsMu (the open partitions); the coordinator's lock
 // before the offset store's append lock; Broker.mu before the AMQP model's
 // lock (amqpRuntime.mu), which routing takes for reading. Partition operations take none of
-// them; an idempotent append takes only its Partition.mu.
+// them; an idempotent append takes only its Partition.mu. A deduplication
+// window's lock (dedupWindow.mu) is innermost: nothing else is taken while
+// it is held, publishes take it after releasing the model's lock and
+// outside any Queue.mu, and it is never held while waiting for the disk.
 package broker

@@ -45,6 +45,9 @@ type queued struct {
 	// expiryUnknown: recovered paged out, so its expiry (and size) are
 	// known once it is read back.
 	expiryUnknown bool
+	// returns counts the deliveries of the message that came back
+	// unacknowledged, in a queue that counts them (queue_quorum.go).
+	returns uint32
 	// pending is the log append of a stored message until it is known to
 	// be durable (then it is zero): the message is not delivered before.
 	pending storage.Pending
@@ -129,10 +132,28 @@ type Queue struct {
 	expires  int64
 	lastUsed int64
 
-	// Single active consumer (x-single-active-consumer): only the first
-	// registered consumer, consumers[0], is delivered to; the others wait
-	// their turn in registration order.
+	// Single active consumer (x-single-active-consumer, queue_sac.go):
+	// only one consumer is delivered to. A classic queue's is the first
+	// registered, consumers[0]; a quorum queue's (sacPriority) is active,
+	// chosen by consumer priority.
 	singleActive bool
+	sacPriority  bool
+	active       *Consumer
+
+	// Delivery counting (queue_quorum.go): a quorum queue counts the
+	// returns of each message and dead-letters one returned more than
+	// deliveryLimit times (-1: no limit).
+	countReturns  bool
+	deliveryLimit int64
+
+	// consumerTimeout is x-consumer-timeout in milliseconds, -1 for none
+	// (queue_timeout.go); set at creation, read without the lock.
+	consumerTimeout int64
+
+	// Publisher deduplication (dedup.go): the window of message ids the
+	// queue accepted, nil unless x-message-deduplication. Set before the
+	// queue is published to, never changed.
+	dedup *dedupWindow
 }
 
 // newQueue builds a queue's delivery state; now is the clock its TTLs are
@@ -145,6 +166,9 @@ func newQueue(info QueueInfo, store *queueStore, recovered []*queued, memLimit i
 		now: now, ttl: queueTTL(info.Arguments), dlx: queueDLX(info.Arguments), limits: queueLengthLimits(info.Arguments),
 		expires: queueExpires(info.Arguments), lastUsed: now().UnixMilli(), singleActive: queueSingleActive(info.Arguments),
 		levels: make([]level, 1+int(queueMaxPriority(info.Arguments)))}
+	q.countReturns, q.deliveryLimit = queueDeliveryLimit(info.Arguments)
+	q.sacPriority = q.singleActive && queueTypeOf(info.Arguments) == QueueQuorum
+	q.consumerTimeout = queueConsumerTimeout(info.Arguments)
 	recoveredAt := now().UnixMilli()
 	for _, m := range recovered {
 		q.seq++
@@ -440,8 +464,9 @@ func (q *Queue) dispatchLocked() {
 			q.settledLocked(m)
 		} else {
 			q.unacked++
+			c.unsettled++
 		}
-		c.Deliver(Delivery{Queue: q, Message: m.msg, Redelivered: m.redelivered, Consumer: c, m: m})
+		c.Deliver(Delivery{Queue: q, Message: q.outgoingLocked(m), Redelivered: m.redelivered, Consumer: c, m: m})
 	}
 }
 
@@ -451,8 +476,8 @@ func (q *Queue) dispatchLocked() {
 // active one. It takes the consumer's credit.
 func (q *Queue) pickLocked() *Consumer {
 	if q.singleActive {
-		c := q.consumers[0]
-		if !c.canTake() || !c.take() {
+		c := q.activeLocked()
+		if c == nil || !c.canTake() || !c.take() {
 			return nil
 		}
 		return c
@@ -516,7 +541,7 @@ func (q *Queue) Get(ctx context.Context, noAck bool) (Delivery, bool) {
 			} else {
 				q.unacked++
 			}
-			return Delivery{Queue: q, Message: m.msg, Redelivered: m.redelivered, Remaining: q.readyLocked(), m: m}, true
+			return Delivery{Queue: q, Message: q.outgoingLocked(m), Redelivered: m.redelivered, Remaining: q.readyLocked(), m: m}, true
 		}
 		l := q.topLocked()
 		if l == nil || l.ready.len() == 0 {
@@ -544,7 +569,9 @@ func (q *Queue) Discard(ds []Delivery) {
 }
 
 // Requeue puts deliveries back, in their original order ahead of every
-// message still ready at their priority level, marked redelivered.
+// message still ready at their priority level, marked redelivered. A
+// quorum queue counts the return, and dead-letters a message returned
+// more times than its delivery limit instead (queue_quorum.go).
 func (q *Queue) Requeue(ds []Delivery) {
 	q.settle(ds, true, "")
 }
@@ -557,6 +584,7 @@ func (q *Queue) settle(ds []Delivery, requeue bool, deadReason string) {
 	for _, d := range ds {
 		if d.Consumer != nil && !d.Consumer.NoAck {
 			d.Consumer.give()
+			d.Consumer.unsettled--
 		}
 		if q.closed {
 			continue
@@ -566,6 +594,11 @@ func (q *Queue) settle(ds []Delivery, requeue bool, deadReason string) {
 			if deadReason != "" {
 				q.deadLetterLocked(d.m, deadReason)
 			}
+			q.settledLocked(d.m)
+			continue
+		}
+		if q.returnedLocked(d.m) {
+			q.deadLetterLocked(d.m, deathDeliveryLimit)
 			q.settledLocked(d.m)
 			continue
 		}

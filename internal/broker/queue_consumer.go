@@ -28,6 +28,10 @@ type Consumer struct {
 	// Cancelled is called once, outside the queue's lock, when the queue
 	// is deleted under the consumer.
 	Cancelled func()
+
+	// unsettled counts the consumer's deliveries not yet settled; guarded
+	// by its queue's mu.
+	unsettled int
 }
 
 func (c *Consumer) canTake() bool {
@@ -146,7 +150,7 @@ func (q *Queue) Consume(c *Consumer) error {
 // and has just lost its last consumer, so the caller should delete it
 // (Broker.QueueUnused). Deliveries already made stay unsettled. With a
 // single active consumer, cancelling the active one hands the queue to the
-// next registered, which gets the ready messages at once.
+// next (queue_sac.go), which gets the ready messages at once.
 func (q *Queue) Cancel(c *Consumer) (unused bool) {
 	q.mu.Lock()
 	defer q.unlock()
@@ -160,7 +164,10 @@ func (q *Queue) Cancel(c *Consumer) (unused bool) {
 				q.exclusive = false
 			}
 			q.touchLocked()
-			if q.singleActive && i == 0 && !q.closed {
+			if q.active == c {
+				q.active = nil
+			}
+			if q.singleActive && !q.closed {
 				q.dispatchLocked()
 			}
 			break

@@ -30,7 +30,7 @@ func (b *Broker) newQueueRuntime(info QueueInfo, clean bool) (*Queue, error) {
 	if !info.Durable {
 		q := newQueue(info, nil, nil, 0, b.opts.Now)
 		q.onDead = b.deadLetter
-		return q, nil
+		return q, b.attachQueueDedup(q, info)
 	}
 	store, msgs, err := openQueueStore(b.queueDir(info.ID), queueLogConfig(b.opts.LogDefaults), b.storageOptions(), b.opts.QueueMemoryBytes, clean)
 	if err != nil {
@@ -41,6 +41,10 @@ func (b *Broker) newQueueRuntime(info QueueInfo, clean bool) (*Queue, error) {
 	}
 	q := newQueue(info, store, msgs, b.opts.QueueMemoryBytes, b.opts.Now)
 	q.onDead = b.deadLetter
+	if err := b.attachQueueDedup(q, info); err != nil {
+		q.close(false)
+		return nil, err
+	}
 	return q, nil
 }
 
@@ -63,6 +67,7 @@ func (b *Broker) prepareQueues(p *amqpPlan) (queueChanges, error) {
 			if err != nil {
 				for _, c := range qc.created {
 					c.close(true)
+					c.closeDedup(true)
 				}
 				return qc, err
 			}
@@ -102,6 +107,9 @@ func (b *Broker) retireQueues(gone []*Queue) {
 		cs, err := q.close(true)
 		if err != nil {
 			b.logger.Warn("removing a deleted queue's data", "vhost", q.Vhost, "queue", q.Name, "err", err)
+		}
+		if err := q.closeDedup(true); err != nil {
+			b.logger.Warn("removing a deleted queue's deduplication state", "vhost", q.Vhost, "queue", q.Name, "err", err)
 		}
 		for _, c := range cs {
 			if c.Cancelled != nil {
@@ -163,6 +171,9 @@ func (b *Broker) closeQueues() error {
 	for _, q := range qs {
 		if _, err := q.close(false); err != nil {
 			errs = append(errs, fmt.Errorf("closing %s: %w", q, err))
+		}
+		if err := q.closeDedup(false); err != nil {
+			errs = append(errs, fmt.Errorf("closing the deduplication window of %s: %w", q, err))
 		}
 	}
 	return errors.Join(errs...)
@@ -263,12 +274,19 @@ type PublishResult struct {
 	// full (x-overflow reject-publish or reject-publish-dlx): the
 	// publisher is to be nacked, and Wait returns ErrQueueFull.
 	Rejected int
-	pending  []storage.Pending
+	// Duplicate says the exchange published to deduplicates and had
+	// accepted the message's id within its window: the message was not
+	// routed (dedup.go). Queues that deduplicate it count in Routed.
+	Duplicate bool
+	pending   []storage.Pending
+	dedup     []*dedupEntry // ids accepted, or the originals of duplicates
 }
 
 // Durable reports whether the message was written to at least one queue
-// log, so that Wait waits for an fsync.
-func (r *PublishResult) Durable() bool { return len(r.pending) > 0 }
+// log, so that Wait waits for an fsync, or whether Wait waits for a
+// deduplication window to record its id or to settle the publish it
+// duplicates (dedup.go).
+func (r *PublishResult) Durable() bool { return len(r.pending) > 0 || dedupUnsettled(r.dedup) }
 
 // Wait returns once the message is durable in every durable queue it was
 // stored in (the group commit's fsync), or with why it never will be.
@@ -278,6 +296,11 @@ func (r *PublishResult) Wait(ctx context.Context) error {
 	}
 	for _, p := range r.pending {
 		if err := p.Wait(ctx); err != nil {
+			return err
+		}
+	}
+	for _, e := range r.dedup {
+		if err := e.wait(ctx); err != nil {
 			return err
 		}
 	}
@@ -327,12 +350,19 @@ func (b *Broker) Publish(vhost, exchange string, keys []string, headers Table, m
 			sc.queues = append(sc.queues, q)
 		}
 	}
+	var xw *dedupWindow
+	if len(b.dedupX.byName) > 0 {
+		xw = b.dedupX.byName[ExchangeName{Vhost: vhost, Name: exchange}]
+	}
 	b.amqp.mu.RUnlock()
 	rsc.reset()
 	b.amqp.scratch.Put(rsc)
 	sc.refs = refs
 	if err != nil {
 		return PublishResult{}, err
+	}
+	if xw != nil {
+		return b.publishDeduplicated(xw, sc, msg)
 	}
 	res, err := b.enqueueAll(sc, msg)
 	if err == nil {
@@ -360,11 +390,25 @@ func (b *Broker) Enqueue(refs []QueueRef, msg *Message) (PublishResult, error) {
 // enqueueAll enqueues msg in sc.queues, storing it once encoded.
 func (b *Broker) enqueueAll(sc *publishScratch, msg *Message) (PublishResult, error) {
 	res := PublishResult{Routed: len(sc.queues)}
+	var id messageID
 	for _, q := range sc.queues {
+		var admitted *dedupEntry
+		if q.dedup != nil {
+			e, dup := id.admit(q.dedup, msg)
+			if dup {
+				res.dedup = append(res.dedup, e) // not enqueued again
+				continue
+			}
+			admitted = e
+		}
 		if q.store != nil && msg.Persistent && len(sc.batch) == 0 {
 			sc.batch = encodeQueueRecord(sc.batch, msg)
 		}
 		p, rejected, err := q.enqueue(msg, sc.batch)
+		if admitted != nil {
+			q.dedup.resolve(admitted, err == nil && !rejected, []storage.Pending{p}, p != (storage.Pending{}))
+			res.dedup = append(res.dedup, admitted)
+		}
 		if err != nil {
 			return res, fmt.Errorf("storing a message in %s: %w", q, err)
 		}

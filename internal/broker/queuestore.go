@@ -36,12 +36,19 @@ import (
 // to the log's end on open, for data written before that rule. A missing
 // or damaged acks file means every message from the start offset comes
 // back.
+//
+// The acks file also keeps the delivery counts of a quorum queue's
+// unsettled messages (queue_quorum.go): offset and count of each message
+// returned at least once, written with the settlements, so a returned
+// message keeps its count across a restart. Files written before counts
+// were kept (magic WQA1) have none.
 
 const (
 	queueHeaderExchange   = "amqp.exchange"
 	queueHeaderProperties = "amqp.properties"
 	acksFile              = "acks"
-	acksMagic             = "WQA1"
+	acksMagic             = "WQA2"
+	acksMagicNoCounts     = "WQA1" // written before delivery counts were kept
 )
 
 type queueStore struct {
@@ -54,6 +61,7 @@ type queueStore struct {
 	low       int64              // every offset below is settled
 	acked     map[int64]struct{} // settled offsets at or above low
 	delivered int64              // highest offset ever delivered, or -1
+	returns   map[int64]uint32   // delivery counts of unsettled returned messages (quorum queues)
 	dirty     bool
 	ahead     readAhead // messages read back past the one asked for
 
@@ -89,7 +97,7 @@ func openQueueStore(dir string, cfg storage.LogConfig, opts storage.Options, mem
 	if err != nil {
 		return nil, nil, err
 	}
-	s := &queueStore{log: l, fs: opts.FS, dir: dir, logger: opts.Logger, acked: map[int64]struct{}{}, delivered: -1}
+	s := &queueStore{log: l, fs: opts.FS, dir: dir, logger: opts.Logger, acked: map[int64]struct{}{}, delivered: -1, returns: map[int64]uint32{}}
 	if s.fs == nil {
 		s.fs = storage.OSFS{}
 	}
@@ -102,7 +110,7 @@ func openQueueStore(dir string, cfg storage.LogConfig, opts storage.Options, mem
 		if opts.Logger != nil {
 			opts.Logger.Warn("queue acknowledgements unreadable; unsettled messages from the log start come back", "dir", dir, "err", err)
 		}
-		s.low, s.acked, s.delivered = start, map[int64]struct{}{}, -1
+		s.low, s.acked, s.delivered, s.returns = start, map[int64]struct{}{}, -1, map[int64]uint32{}
 	}
 	s.low = max(s.low, start)
 	// The acks file may record settlements past the log's end (written
@@ -119,6 +127,11 @@ func openQueueStore(dir string, cfg storage.LogConfig, opts storage.Options, mem
 	for o := range s.acked {
 		if o < s.low || o >= end {
 			delete(s.acked, o)
+		}
+	}
+	for o := range s.returns {
+		if _, settled := s.acked[o]; settled || o < s.low || o >= end {
+			delete(s.returns, o)
 		}
 	}
 	msgs, err := s.recover(memLimit)
@@ -142,7 +155,7 @@ func (s *queueStore) recover(memLimit int64) ([]*queued, error) {
 		out := make([]*queued, 0, max(0, hw-s.low-int64(len(s.acked))))
 		for off := s.low; off < hw; off++ {
 			if _, done := s.acked[off]; !done {
-				out = append(out, &queued{offset: off, redelivered: off <= s.delivered})
+				out = append(out, &queued{offset: off, redelivered: off <= s.delivered, returns: s.returns[off]})
 			}
 		}
 		return out, nil
@@ -176,7 +189,7 @@ func (s *queueStore) readAll() ([]*queued, error) {
 					return true
 				}
 				if _, done := s.acked[r.Offset]; !done {
-					out = append(out, &queued{offset: r.Offset, redelivered: r.Offset <= s.delivered, msg: decodeQueueRecord(r)})
+					out = append(out, &queued{offset: r.Offset, redelivered: r.Offset <= s.delivered, returns: s.returns[r.Offset], msg: decodeQueueRecord(r)})
 				}
 				return true
 			})
@@ -324,9 +337,17 @@ func (s *queueStore) noteDelivered(off int64) {
 	}
 }
 
+// noteReturned records the delivery count of a stored message that came
+// back unacknowledged. Callers hold the queue's lock.
+func (s *queueStore) noteReturned(off int64, n uint32) {
+	s.returns[off] = n
+	s.dirty = true
+}
+
 // settle marks a stored message settled. Callers hold the queue's lock.
 func (s *queueStore) settle(off int64) {
 	s.dirty = true
+	delete(s.returns, off)
 	if off != s.low {
 		if off > s.low {
 			s.acked[off] = struct{}{}
@@ -381,6 +402,17 @@ func (s *queueStore) snapshot() (ackSnapshot, bool) {
 		b = binary.BigEndian.AppendUint64(b, uint64(r[0]))
 		b = binary.BigEndian.AppendUint64(b, uint64(r[1]))
 	}
+	// Delivery counts: offset, count, in offset order.
+	counted := make([]int64, 0, len(s.returns))
+	for o := range s.returns {
+		counted = append(counted, o)
+	}
+	slices.Sort(counted)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(counted)))
+	for _, o := range counted {
+		b = binary.BigEndian.AppendUint64(b, uint64(o))
+		b = binary.BigEndian.AppendUint32(b, s.returns[o])
+	}
 	b = binary.BigEndian.AppendUint32(b, crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)))
 	return ackSnapshot{data: b, low: s.low, seq: s.snaps}, true
 }
@@ -429,7 +461,15 @@ func (s *queueStore) readAcks() error {
 		return err
 	}
 	const fixed = len(acksMagic) + 8 + 8 + 4
-	if len(b) < fixed+4 || string(b[:len(acksMagic)]) != acksMagic {
+	if len(b) < fixed+4 {
+		return fmt.Errorf("bad acks file header")
+	}
+	withCounts := false
+	switch string(b[:len(acksMagic)]) {
+	case acksMagic:
+		withCounts = true
+	case acksMagicNoCounts:
+	default:
 		return fmt.Errorf("bad acks file header")
 	}
 	body, sum := b[:len(b)-4], binary.BigEndian.Uint32(b[len(b)-4:])
@@ -441,7 +481,7 @@ func (s *queueStore) readAcks() error {
 	delivered := int64(binary.BigEndian.Uint64(p[8:]))
 	n := int(binary.BigEndian.Uint32(p[16:]))
 	p = p[20:]
-	if len(p) != n*16 {
+	if len(p) < n*16 || !withCounts && len(p) != n*16 {
 		return fmt.Errorf("acks file holds %d bytes of ranges, want %d", len(p), n*16)
 	}
 	acked := map[int64]struct{}{}
@@ -455,7 +495,22 @@ func (s *queueStore) readAcks() error {
 			acked[o] = struct{}{}
 		}
 	}
-	s.low, s.delivered, s.acked = low, delivered, acked
+	returns := map[int64]uint32{}
+	if withCounts {
+		p = p[n*16:]
+		if len(p) < 4 {
+			return fmt.Errorf("acks file has no delivery counts")
+		}
+		m := int(binary.BigEndian.Uint32(p))
+		p = p[4:]
+		if len(p) != m*12 {
+			return fmt.Errorf("acks file holds %d bytes of delivery counts, want %d", len(p), m*12)
+		}
+		for i := range m {
+			returns[int64(binary.BigEndian.Uint64(p[i*12:]))] = binary.BigEndian.Uint32(p[i*12+8:])
+		}
+	}
+	s.low, s.delivered, s.acked, s.returns = low, delivered, acked, returns
 	return nil
 }
 

@@ -16,12 +16,24 @@ type Config struct {
 	KafkaListen string `yaml:"kafka_listen"`
 	AMQPListen  string `yaml:"amqp_listen"`
 	HTTPListen  string `yaml:"http_listen"`
+	// KafkaTLSListen, AMQPSListen and HTTPSListen are the TLS listeners,
+	// beside the plain ones, with the certificates of TLS; empty disables
+	// them.
+	KafkaTLSListen string `yaml:"kafka_tls_listen"`
+	AMQPSListen    string `yaml:"amqps_listen"`
+	HTTPSListen    string `yaml:"https_listen"`
+	// KafkaTLSAdvertise is the host:port Kafka clients of the TLS listener
+	// are told to connect to; empty means that listener's own address.
+	KafkaTLSAdvertise string `yaml:"kafka_tls_advertise"`
 	// TCPKeepAlive is the TCP keepalive idle time and probe interval of
 	// every listener's accepted connections; zero disables keepalive.
 	TCPKeepAlive time.Duration `yaml:"tcp_keepalive"`
 	// KafkaAdvertise is the host:port Kafka clients are told to connect
 	// to; empty means the listener's own address.
 	KafkaAdvertise string `yaml:"kafka_advertise"`
+	// KafkaVhost is the vhost Kafka topics and consumer groups belong to:
+	// its permissions govern them.
+	KafkaVhost string `yaml:"kafka_vhost"`
 	// KafkaMaxRequestBytes bounds the size of one Kafka request.
 	KafkaMaxRequestBytes int `yaml:"kafka_max_request_bytes"`
 	// KafkaFetchMaxBytes bounds one fetch response, whatever the client
@@ -35,6 +47,10 @@ type Config struct {
 	// AMQPHeartbeat is the heartbeat interval offered to AMQP clients; zero
 	// offers none.
 	AMQPHeartbeat time.Duration `yaml:"amqp_heartbeat"`
+	// AMQPConsumerTimeout is how long a delivery may stay unacknowledged
+	// before its channel is closed (RabbitMQ's consumer_timeout), for
+	// queues without x-consumer-timeout; zero means no timeout.
+	AMQPConsumerTimeout time.Duration `yaml:"amqp_consumer_timeout"`
 	// AMQPQueueMemoryBytes is how many bytes of ready persistent messages
 	// a durable queue holds in memory; the rest are read back from the
 	// queue's log when delivered. Negative means no limit.
@@ -43,6 +59,11 @@ type Config struct {
 	// and Produce) with DefaultPartitions partitions.
 	AutoCreateTopics  bool `yaml:"auto_create_topics"`
 	DefaultPartitions int  `yaml:"default_partitions"`
+	// RequireAuth refuses unauthenticated clients on every protocol:
+	// Kafka clients must log in with SASL, and WebSocket anonymous access
+	// is off whatever WebSocket.Anonymous says (AMQP, REST and gRPC always
+	// require a login).
+	RequireAuth bool `yaml:"require_auth"`
 	// LogLevel is one of debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
 	// LogFormat is text or json.
@@ -58,9 +79,30 @@ type Config struct {
 	Limits LimitsConfig `yaml:"limits"`
 	// Alarms configures the resource alarms.
 	Alarms AlarmsConfig `yaml:"alarms"`
+	// TLS holds the certificates of the TLS listeners.
+	TLS TLSConfig `yaml:"tls"`
 	// Bridges lists the rules that publish Kafka records into exchanges
 	// (bridges.go). It has no flag or environment variable.
 	Bridges []BridgeConfig `yaml:"bridges"`
+}
+
+// TLSConfig names the PEM files of the TLS listeners (internal/certs).
+// They are read at start and again on SIGHUP.
+type TLSConfig struct {
+	// CertFile is the server certificate (with any intermediates) and
+	// KeyFile its private key.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// CAFile holds the authorities client certificates must chain to.
+	CAFile string `yaml:"ca_file"`
+	// ClientAuth is none, optional or required: whether TLS clients must
+	// present a certificate signed by CAFile.
+	ClientAuth string `yaml:"client_auth"`
+}
+
+// TLSEnabled reports whether any TLS listener is configured.
+func (c Config) TLSEnabled() bool {
+	return c.KafkaTLSListen != "" || c.AMQPSListen != "" || c.HTTPSListen != ""
 }
 
 // LimitsConfig holds the resource limits. A zero count means no limit.
@@ -152,11 +194,13 @@ func Default() Config {
 		AMQPListen:              "127.0.0.1:5672",
 		HTTPListen:              "127.0.0.1:8080",
 		TCPKeepAlive:            15 * time.Second,
+		KafkaVhost:              "/",
 		KafkaMaxRequestBytes:    100 << 20,
 		KafkaFetchMaxBytes:      55 << 20,
 		KafkaConnectionsMaxIdle: 10 * time.Minute,
 		AMQPMaxMessageBytes:     16 << 20,
 		AMQPHeartbeat:           60 * time.Second,
+		AMQPConsumerTimeout:     30 * time.Minute,
 		AMQPQueueMemoryBytes:    64 << 20,
 		AutoCreateTopics:        true,
 		DefaultPartitions:       1,
@@ -187,6 +231,7 @@ func Default() Config {
 			DiskFreeLimitBytes: 50_000_000, // RabbitMQ's default
 			CheckInterval:      time.Second,
 		},
+		TLS: TLSConfig{ClientAuth: "none"},
 	}
 }
 

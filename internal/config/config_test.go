@@ -174,6 +174,7 @@ func TestEverySettingFromEverySource(t *testing.T) {
 		"tcp_keepalive":                       "30s",
 		"amqp_max_message_bytes":              "1000000",
 		"amqp_heartbeat":                      "15s",
+		"amqp_consumer_timeout":               "45m",
 		"amqp_queue_memory_bytes":             "1048576",
 		"auto_create_topics":                  "false",
 		"default_partitions":                  "6",
@@ -208,6 +209,16 @@ func TestEverySettingFromEverySource(t *testing.T) {
 		"alarms.disk_free_limit_bytes":        "1000000000",
 		"alarms.memory_high_watermark_bytes":  "-1",
 		"alarms.check_interval":               "250ms",
+		"kafka_tls_listen":                    "0.0.0.0:19093",
+		"amqps_listen":                        "0.0.0.0:5671",
+		"https_listen":                        "0.0.0.0:8443",
+		"kafka_tls_advertise":                 "broker.example:19093",
+		"tls.cert_file":                       "/etc/wharf/server.crt",
+		"tls.key_file":                        "/etc/wharf/server.key",
+		"tls.ca_file":                         "/etc/wharf/ca.crt",
+		"tls.client_auth":                     "required",
+		"require_auth":                        "true",
+		"kafka_vhost":                         "events",
 	}
 	want := Config{
 		DataDir:                 "/var/lib/wharf",
@@ -221,6 +232,7 @@ func TestEverySettingFromEverySource(t *testing.T) {
 		TCPKeepAlive:            30 * time.Second,
 		AMQPMaxMessageBytes:     1000000,
 		AMQPHeartbeat:           15 * time.Second,
+		AMQPConsumerTimeout:     45 * time.Minute,
 		AMQPQueueMemoryBytes:    1048576,
 		AutoCreateTopics:        false,
 		DefaultPartitions:       6,
@@ -262,6 +274,18 @@ func TestEverySettingFromEverySource(t *testing.T) {
 			DiskFreeLimitBytes:       1000000000,
 			MemoryHighWatermarkBytes: -1,
 			CheckInterval:            250 * time.Millisecond,
+		},
+		KafkaTLSListen:    "0.0.0.0:19093",
+		AMQPSListen:       "0.0.0.0:5671",
+		HTTPSListen:       "0.0.0.0:8443",
+		KafkaTLSAdvertise: "broker.example:19093",
+		RequireAuth:       true,
+		KafkaVhost:        "events",
+		TLS: TLSConfig{
+			CertFile:   "/etc/wharf/server.crt",
+			KeyFile:    "/etc/wharf/server.key",
+			CAFile:     "/etc/wharf/ca.crt",
+			ClientAuth: "required",
 		},
 	}
 	settings := Settings()
@@ -384,6 +408,8 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"kafka idle timeout", func(c *Config) { c.KafkaConnectionsMaxIdle = -time.Second }, "kafka_connections_max_idle", "kafka-connections-max-idle", "must not be negative"},
 		{"tcp keepalive fraction", func(c *Config) { c.TCPKeepAlive = 1500 * time.Millisecond }, "tcp_keepalive", "tcp-keepalive", "must be whole seconds"},
 		{"tcp keepalive negative", func(c *Config) { c.TCPKeepAlive = -time.Second }, "tcp_keepalive", "tcp-keepalive", "must be whole seconds"},
+		{"consumer timeout negative", func(c *Config) { c.AMQPConsumerTimeout = -time.Minute }, "amqp_consumer_timeout", "amqp-consumer-timeout", "must be whole milliseconds"},
+		{"consumer timeout fraction", func(c *Config) { c.AMQPConsumerTimeout = 1500 * time.Microsecond }, "amqp_consumer_timeout", "amqp-consumer-timeout", "must be whole milliseconds"},
 		{"negative connection limit", func(c *Config) { c.Limits.AMQPMaxConnections = -1 }, "limits.amqp_max_connections", "amqp-max-connections", "between 0 (no limit)"},
 		{"negative topic limit", func(c *Config) { c.Limits.MaxTopics = -5 }, "limits.max_topics", "max-topics", "between 0 (no limit)"},
 		{"channel max too big", func(c *Config) { c.Limits.AMQPChannelMax = 65536 }, "limits.amqp_channel_max", "amqp-channel-max", "between 0 (65535) and 65535"},
@@ -431,6 +457,7 @@ func TestValidateAccepts(t *testing.T) {
 		{"every limit off", func(c *Config) { c.Limits = LimitsConfig{AMQPFrameMax: 4096} }},
 		{"alarms disabled", func(c *Config) { c.Alarms.DiskFreeLimitBytes, c.Alarms.MemoryHighWatermarkBytes = 0, -1 }},
 		{"memory watermark in bytes", func(c *Config) { c.Alarms.MemoryHighWatermarkBytes = 1 << 30 }},
+		{"consumer timeout off", func(c *Config) { c.AMQPConsumerTimeout = 0 }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

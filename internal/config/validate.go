@@ -46,6 +46,9 @@ func (c Config) Validate() error {
 		{"kafka_listen", c.KafkaListen},
 		{"amqp_listen", c.AMQPListen},
 		{"http_listen", c.HTTPListen},
+		{"kafka_tls_listen", c.KafkaTLSListen},
+		{"amqps_listen", c.AMQPSListen},
+		{"https_listen", c.HTTPSListen},
 	} {
 		if err := checkListen(l.addr); err != nil {
 			return fieldError(l.key, err)
@@ -55,6 +58,17 @@ func (c Config) Validate() error {
 		if err := checkListen(c.KafkaAdvertise); err != nil {
 			return fieldError("kafka_advertise", err)
 		}
+	}
+	if c.KafkaTLSAdvertise != "" {
+		if err := checkListen(c.KafkaTLSAdvertise); err != nil {
+			return fieldError("kafka_tls_advertise", err)
+		}
+	}
+	if c.KafkaVhost == "" {
+		return fieldError("kafka_vhost", errors.New("must not be empty"))
+	}
+	if err := c.validateTLS(); err != nil {
+		return err
 	}
 	if c.KafkaMaxRequestBytes < 1024 || c.KafkaMaxRequestBytes > 1<<30 {
 		return fieldError("kafka_max_request_bytes", fmt.Errorf("%d: must be between 1024 and %d", c.KafkaMaxRequestBytes, 1<<30))
@@ -82,6 +96,9 @@ func (c Config) Validate() error {
 	}
 	if c.AMQPHeartbeat < 0 || c.AMQPHeartbeat > 65535*time.Second || c.AMQPHeartbeat%time.Second != 0 {
 		return fieldError("amqp_heartbeat", fmt.Errorf("%v: must be whole seconds between 0 and 65535s", c.AMQPHeartbeat))
+	}
+	if c.AMQPConsumerTimeout < 0 || c.AMQPConsumerTimeout%time.Millisecond != 0 {
+		return fieldError("amqp_consumer_timeout", fmt.Errorf("%v: must be whole milliseconds, 0 or more", c.AMQPConsumerTimeout))
 	}
 	if c.AMQPQueueMemoryBytes == 0 || c.AMQPQueueMemoryBytes < -1 {
 		return fieldError("amqp_queue_memory_bytes", fmt.Errorf("%d: must be positive, or -1 for no limit", c.AMQPQueueMemoryBytes))
@@ -207,6 +224,27 @@ func (c Config) validateAlarms() error {
 	}
 	if c.Alarms.CheckInterval < 10*time.Millisecond {
 		return fieldError("alarms.check_interval", fmt.Errorf("%v: must be at least 10ms", c.Alarms.CheckInterval))
+	}
+	return nil
+}
+
+// validateTLS checks the TLS settings' shape; whether the files load is
+// known when the server starts.
+func (c Config) validateTLS() error {
+	if err := oneOf(c.TLS.ClientAuth, []string{"none", "optional", "required"}); err != nil {
+		return fieldError("tls.client_auth", err)
+	}
+	if c.TLS.ClientAuth != "none" && c.TLS.CAFile == "" {
+		return fieldError("tls.ca_file", fmt.Errorf("must be set when tls.client_auth is %s", c.TLS.ClientAuth))
+	}
+	if !c.TLSEnabled() {
+		return nil
+	}
+	if c.TLS.CertFile == "" {
+		return fieldError("tls.cert_file", errors.New("must be set when a TLS listener is enabled"))
+	}
+	if c.TLS.KeyFile == "" {
+		return fieldError("tls.key_file", errors.New("must be set when a TLS listener is enabled"))
 	}
 	return nil
 }

@@ -510,8 +510,8 @@ func (a *restAPI) unbindOne(ctx context.Context, b broker.BindingInfo) error {
 	return a.b.UnbindQueue(ctx, b.Vhost, "", spec)
 }
 
-// restUser is a user, without its password. Users live in memory: what is
-// changed here lasts until the broker stops (issue 9 persists them).
+// restUser is a user, without its password. Users are kept in the data
+// directory's users file: a change here survives a restart.
 type restUser struct {
 	Name         string `json:"name"`
 	LoopbackOnly bool   `json:"loopback_only"`
@@ -578,7 +578,9 @@ func (a *restAPI) deleteUser(w http.ResponseWriter, r *http.Request) error {
 	if len(a.users.Users()) == 1 {
 		return service.Errorf(service.CodeConflict, "user '%s' is the last user: nobody could log in without it", name)
 	}
-	a.users.Delete(name)
+	if err := a.users.Delete(name); err != nil {
+		return fmt.Errorf("deleting user '%s': %w", name, err)
+	}
 	a.logger.Info("user deleted over REST", "user", name)
 	return a.reply(w, http.StatusOK, restDeleted{Deleted: name})
 }

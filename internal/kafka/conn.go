@@ -69,6 +69,8 @@ type conn struct {
 	idle   idleState // conn_read.go
 
 	throttleUntil atomic.Int64 // Unix ns before which nothing more is read (memory alarm; alarms.go)
+
+	sasl saslState // authentication (sasl.go); the reader goroutine's own
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -169,6 +171,9 @@ func (c *conn) handle(body []byte) (p pending, err error) {
 		}
 		return p, fmt.Errorf("API key %d version %d outside [%d, %d]", r.key, r.version, h.min, h.max)
 	}
+	if err := c.admitted(r.key); err != nil {
+		return p, err
+	}
 	r.kreq = kmsg.RequestForKey(r.key)
 	r.kreq.SetVersion(r.version)
 	if r.kreq.IsFlexible() {
@@ -180,9 +185,23 @@ func (c *conn) handle(body []byte) (p pending, err error) {
 	if err := r.kreq.ReadFrom(rd.Src); err != nil {
 		return p, fmt.Errorf("decoding API key %d v%d: %w", r.key, r.version, err)
 	}
+	deny, patch := c.authorize(r)
+	if deny != nil {
+		return pending{req: r, reply: now(deny)}, nil
+	}
 	rep, err := h.serve(c.ctx, r)
 	if err != nil {
 		return p, err
+	}
+	if patch != nil && rep.finish != nil {
+		finish := rep.finish
+		rep.finish = func(ctx context.Context) kmsg.Response {
+			resp := finish(ctx)
+			if resp != nil {
+				patch(resp)
+			}
+			return resp
+		}
 	}
 	return pending{req: r, reply: rep}, nil
 }

@@ -17,6 +17,15 @@
 // ApiVersions, which answers with its own range) closes the connection, as
 // Kafka does.
 //
+// # Authentication
+//
+// SaslHandshake and SaslAuthenticate (sasl.go) log a connection in as a
+// user of the auth store with PLAIN or SCRAM-SHA-256/512; the state is the
+// reader goroutine's own. With RequireSASL, a request other than
+// ApiVersions and the two SASL ones on a connection that has not logged in
+// closes it before its handler runs, so nothing is read, written or
+// created. A failed login is answered and then closes the connection.
+//
 // # Slow and broken clients
 //
 // A request body is allocated as its bytes arrive (doubling from 64 KiB),

@@ -16,5 +16,5 @@ func (s *Server) handlerTable() map[int16]handler {
 	}
 	maps.Copy(t, s.adminHandlers())
 	maps.Copy(t, s.groupHandlers())
-	return t
+	return s.withSASL(t)
 }

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/wharfmq/wharf/internal/auth"
 	"github.com/wharfmq/wharf/internal/broker"
 	"github.com/wharfmq/wharf/internal/limits"
 )
@@ -51,7 +52,15 @@ type Options struct {
 	// AlarmThrottle is the throttle time of a produce request while the
 	// memory alarm is set; zero means one second.
 	AlarmThrottle time.Duration
-	Logger        *slog.Logger
+	// Users authenticates SASL logins (sasl.go); nil refuses them all.
+	Users *auth.Store
+	// RequireSASL refuses every request but ApiVersions and the SASL ones
+	// from a connection that has not authenticated.
+	RequireSASL bool
+	// Vhost is the vhost whose permissions govern topics and groups
+	// (authz.go); empty means "/".
+	Vhost  string
+	Logger *slog.Logger
 }
 
 // Server speaks the Kafka protocol on one listener.

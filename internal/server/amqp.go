@@ -3,26 +3,47 @@ package server
 import (
 	"context"
 	"log/slog"
+	"net"
+	"sync"
 
 	"github.com/wharfmq/wharf/internal/amqp"
 	"github.com/wharfmq/wharf/internal/auth"
 	"github.com/wharfmq/wharf/internal/broker"
 	"github.com/wharfmq/wharf/internal/buildinfo"
+	"github.com/wharfmq/wharf/internal/certs"
 	"github.com/wharfmq/wharf/internal/config"
 	"github.com/wharfmq/wharf/internal/limits"
 )
 
-// amqpListener is a running AMQP 0-9-1 server.
+// amqpListener is a running AMQP 0-9-1 server on the plain listener, the
+// TLS one (AMQPS), or both.
 type amqpListener struct {
 	srv  *amqp.Server
 	errs chan error
-	done chan struct{}
+	wg   sync.WaitGroup
 }
 
-func startAMQP(cfg config.Config, b *broker.Broker, users *auth.Store, userLimits *limits.Users, logger *slog.Logger) (*amqpListener, error) {
-	ln, err := listen("amqp", cfg.AMQPListen, cfg.TCPKeepAlive, logger)
-	if err != nil {
-		return nil, err
+func startAMQP(cfg config.Config, st *certs.Store, b *broker.Broker, users *auth.Store, userLimits *limits.Users, logger *slog.Logger) (*amqpListener, error) {
+	var lns []net.Listener
+	closeAll := func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}
+	if cfg.AMQPListen != "" {
+		ln, err := listen("amqp", cfg.AMQPListen, cfg.TCPKeepAlive, logger)
+		if err != nil {
+			return nil, err
+		}
+		lns = append(lns, ln)
+	}
+	if cfg.AMQPSListen != "" {
+		ln, err := tlsListen("amqps", cfg.AMQPSListen, cfg.TCPKeepAlive, st.ServerConfig(), logger)
+		if err != nil {
+			closeAll()
+			return nil, err
+		}
+		lns = append(lns, ln)
 	}
 	heartbeat := cfg.AMQPHeartbeat
 	if heartbeat == 0 {
@@ -38,15 +59,21 @@ func startAMQP(cfg config.Config, b *broker.Broker, users *auth.Store, userLimit
 		ChannelMax:      amqpChannelMax(cfg.Limits.AMQPChannelMax),
 		MaxConnections:  cfg.Limits.AMQPMaxConnections,
 		UserLimits:      userLimits,
+		ConsumerTimeout: cfg.AMQPConsumerTimeout,
 	})
-	l := &amqpListener{srv: srv, errs: make(chan error, 1), done: make(chan struct{})}
-	go func() {
-		defer close(l.done)
-		if err := srv.Serve(ln); err != nil {
-			l.errs <- err
+	l := &amqpListener{srv: srv, errs: make(chan error, len(lns))}
+	for i, ln := range lns {
+		name := "amqp"
+		if cfg.AMQPListen == "" || i == 1 {
+			name = "amqps"
 		}
-	}()
-	logger.Info("listening", "listener", "amqp", "addr", ln.Addr().String())
+		l.wg.Go(func() {
+			if err := srv.Serve(ln); err != nil {
+				l.errs <- err
+			}
+		})
+		logger.Info("listening", "listener", name, "addr", ln.Addr().String())
+	}
 	return l, nil
 }
 
@@ -74,5 +101,5 @@ func (l *amqpListener) shutdown(ctx context.Context, logger *slog.Logger) {
 	if err := l.srv.Shutdown(ctx); err != nil {
 		logger.Warn("amqp connections did not close in time; closed them", "err", err)
 	}
-	<-l.done
+	l.wg.Wait()
 }

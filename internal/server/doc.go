@@ -21,6 +21,12 @@
 //     to Go's or the kernel's defaults, and accept errors a wait can cure
 //     (EMFILE above all) are retried with a backoff instead of stopping the
 //     listener and the server.
+//   - A TLS listener (kafka-tls, amqps, https) is a plain listener wrapped
+//     by crypto/tls with the certificates of one certs.Store (tls.go);
+//     the plain and TLS AMQP listeners share one amqp.Server, the Kafka
+//     ones have one kafka.Server each (each advertises its own address),
+//     and the HTTP ones serve one handler. Options.Reload makes the store
+//     read its files again; a failed reload keeps the files in use.
 //   - Dependencies (configuration, logger) are passed in; the package holds
 //     no package-level state. RunWithOptions also takes seams that are not
 //     settings (the filesystem, the alarms' measurements) for tests.

@@ -2,11 +2,13 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +24,9 @@ import (
 	"github.com/wharfmq/wharf/internal/limits"
 	"github.com/wharfmq/wharf/internal/metrics"
 )
+
+// usersFile is the users file's name in the data directory.
+const usersFile = "users.json"
 
 // readHeaderTimeout bounds how long a client may take to send request
 // headers to the HTTP listener.
@@ -93,12 +98,20 @@ func RunWithOptions(ctx context.Context, cfg config.Config, logger *slog.Logger,
 	var stops []func(context.Context)
 	defer func() { stopListeners(stops, cfg.ShutdownTimeout, logger) }()
 
+	tlsStore, err := loadTLS(ctx, cfg, opts.Reload, logger)
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+
 	collector := metrics.NewCollector(b)
-	users := auth.NewDefaultStore()
+	users, err := auth.Open(filepath.Join(cfg.DataDir, usersFile))
+	if err != nil {
+		return fmt.Errorf("opening users: %w", err)
+	}
 	userLimits := limits.NewUsers(cfg.Limits.MaxConnectionsPerUser) // shared by AMQP and the gateway
 	var amqpSrv *amqpListener
-	if cfg.AMQPListen != "" {
-		amqpSrv, err = startAMQP(cfg, b, users, userLimits, logger)
+	if cfg.AMQPListen != "" || cfg.AMQPSListen != "" {
+		amqpSrv, err = startAMQP(cfg, tlsStore, b, users, userLimits, logger)
 		if err != nil {
 			return err
 		}
@@ -108,19 +121,19 @@ func RunWithOptions(ctx context.Context, cfg config.Config, logger *slog.Logger,
 	}
 
 	var kafkaSrv *kafkaListener
-	if cfg.KafkaListen != "" {
-		kafkaSrv, err = startKafka(cfg, b, logger)
+	if cfg.KafkaListen != "" || cfg.KafkaTLSListen != "" {
+		kafkaSrv, err = startKafka(cfg, tlsStore, b, users, logger)
 		if err != nil {
 			return err
 		}
-		collector.SetConnections("kafka", kafkaSrv.srv.Connections)
-		collector.SetBuffered("kafka", kafkaSrv.srv.BufferedBytes)
+		collector.SetConnections("kafka", kafkaSrv.connections)
+		collector.SetBuffered("kafka", kafkaSrv.buffered)
 		stops = append(stops, func(ctx context.Context) { kafkaSrv.shutdown(ctx, logger) })
 	}
 
 	var ready atomic.Bool
 	var httpSrv *httpListener
-	if cfg.HTTPListen != "" {
+	if cfg.HTTPListen != "" || cfg.HTTPSListen != "" {
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(
 			collectors.NewGoCollector(),
@@ -147,7 +160,7 @@ func RunWithOptions(ctx context.Context, cfg config.Config, logger *slog.Logger,
 			Logger: logger, Registry: reg, Ready: ready.Load, WebSocket: ws, Service: svc, Users: users,
 			UserLimits: userLimits, Bridges: bridges,
 		})
-		httpSrv, err = startHTTP(cfg.HTTPListen, cfg.Limits.HTTPMaxConnections, cfg.TCPKeepAlive, idleTimeout, h, logger)
+		httpSrv, err = startHTTPEndpoints(httpEndpoints(cfg, tlsStore), cfg.Limits.HTTPMaxConnections, cfg.TCPKeepAlive, idleTimeout, h, logger)
 		if err != nil {
 			return err
 		}
@@ -201,48 +214,92 @@ func stopListeners(stops []func(context.Context), timeout time.Duration, logger 
 	logger.Info("listeners stopped", "took", time.Since(start).Round(time.Millisecond))
 }
 
-// httpListener is a running HTTP server.
+// httpListener is the running HTTP server: the plain listener, the TLS one,
+// or both, serving one handler.
 type httpListener struct {
-	ws   *gateway.WebSocket // closed first on shutdown: its connections are hijacked
+	ws     *gateway.WebSocket // closed first on shutdown: its connections are hijacked
+	serves []*httpServe
+	errs   chan error // receives a Serve error other than http.ErrServerClosed
+}
+
+// httpServe is one listener of the HTTP server.
+type httpServe struct {
+	name string // "http" or "https"
 	ln   *onceCloseListener
 	srv  *http.Server
-	errs chan error // receives Serve's error unless it is http.ErrServerClosed
 	done chan struct{}
+}
+
+// httpEndpoint is one address the HTTP server listens on; tls is nil for
+// the plain listener.
+type httpEndpoint struct {
+	name string
+	addr string
+	tls  *tls.Config
 }
 
 // startHTTP binds addr and serves h on it in the background, with at most
 // maxConns connections open (zero: no limit); a kept-alive connection idle
 // for idle is closed.
 func startHTTP(addr string, maxConns int, keepAlive, idle time.Duration, h http.Handler, logger *slog.Logger) (*httpListener, error) {
-	tcp, err := listen("http", addr, keepAlive, logger)
-	if err != nil {
-		return nil, err
-	}
-	ln := &onceCloseListener{Listener: gateway.LimitListener(tcp, maxConns, logger)}
-	l := &httpListener{
-		ln: ln,
-		srv: &http.Server{
-			Handler:           h,
-			ReadHeaderTimeout: readHeaderTimeout,
-			IdleTimeout:       idle,
-			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-			// HTTP/1.1 and, for gRPC clients, HTTP/2 without TLS (h2c
-			// with prior knowledge) on the same port.
-			Protocols: new(http.Protocols),
-		},
-		errs: make(chan error, 1),
-		done: make(chan struct{}),
-	}
-	l.srv.Protocols.SetHTTP1(true)
-	l.srv.Protocols.SetUnencryptedHTTP2(true)
-	go func() {
-		defer close(l.done)
-		if err := l.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			l.errs <- err
+	return startHTTPEndpoints([]httpEndpoint{{name: "http", addr: addr}}, maxConns, keepAlive, idle, h, logger)
+}
+
+// startHTTPEndpoints serves h on every endpoint, each with at most
+// maxConns connections open. The plain endpoint speaks HTTP/1.1 and, for
+// gRPC clients, HTTP/2 with prior knowledge (h2c); a TLS endpoint speaks
+// HTTP/1.1 and HTTP/2 chosen by ALPN.
+func startHTTPEndpoints(eps []httpEndpoint, maxConns int, keepAlive, idle time.Duration, h http.Handler, logger *slog.Logger) (*httpListener, error) {
+	l := &httpListener{errs: make(chan error, len(eps))}
+	for _, ep := range eps {
+		tcp, err := listen(ep.name, ep.addr, keepAlive, logger)
+		if err != nil {
+			l.closeAll()
+			return nil, err
 		}
-	}()
-	logger.Info("listening", "listener", "http", "addr", ln.Addr().String())
+		hs := &httpServe{
+			name: ep.name,
+			ln:   &onceCloseListener{Listener: gateway.LimitListener(tcp, maxConns, logger)},
+			srv: &http.Server{
+				Handler:           h,
+				ReadHeaderTimeout: readHeaderTimeout,
+				IdleTimeout:       idle,
+				ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+				Protocols:         new(http.Protocols),
+				TLSConfig:         ep.tls,
+			},
+			done: make(chan struct{}),
+		}
+		hs.srv.Protocols.SetHTTP1(true)
+		if ep.tls == nil {
+			hs.srv.Protocols.SetUnencryptedHTTP2(true)
+		} else {
+			hs.srv.Protocols.SetHTTP2(true)
+		}
+		l.serves = append(l.serves, hs)
+		go func() {
+			defer close(hs.done)
+			var err error
+			if ep.tls == nil {
+				err = hs.srv.Serve(hs.ln)
+			} else {
+				err = hs.srv.ServeTLS(hs.ln, "", "")
+			}
+			if !errors.Is(err, http.ErrServerClosed) {
+				l.errs <- fmt.Errorf("%s: %w", hs.name, err)
+			}
+		}()
+		logger.Info("listening", "listener", ep.name, "addr", hs.ln.Addr().String())
+	}
 	return l, nil
+}
+
+// closeAll closes the listeners opened so far, after a failed start.
+func (l *httpListener) closeAll() {
+	for _, hs := range l.serves {
+		_ = hs.srv.Close()
+		<-hs.done
+	}
 }
 
 // errc returns the channel of serve errors; nil (never ready) for a nil
@@ -256,24 +313,32 @@ func (l *httpListener) errc() <-chan error {
 
 // shutdown stops accepting, closes the WebSocket sessions with 1001 and
 // waits until ctx ends for requests in flight; then it closes whatever
-// connections remain. The listener closes first: the sessions' close
+// connections remain. The listeners close first: the sessions' close
 // handshakes take time, and no new connection may arrive meanwhile.
 func (l *httpListener) shutdown(ctx context.Context, logger *slog.Logger) {
-	_ = l.ln.Close()
-	srvDone := make(chan error, 1)
-	go func() { srvDone <- l.srv.Shutdown(ctx) }()
+	for _, hs := range l.serves {
+		_ = hs.ln.Close()
+	}
+	var wg sync.WaitGroup
+	for _, hs := range l.serves {
+		wg.Go(func() {
+			if err := hs.srv.Shutdown(ctx); err != nil {
+				logger.Warn("http listener did not drain in time; closing its connections",
+					"listener", hs.name, "err", err)
+				if err := hs.srv.Close(); err != nil {
+					logger.Warn("closing http listener", "listener", hs.name, "err", err)
+				}
+			}
+		})
+	}
 	if l.ws != nil {
 		l.ws.Shutdown(ctx)
 	}
-	if err := <-srvDone; err != nil {
-		logger.Warn("http listener did not drain in time; closing its connections",
-			"listener", "http", "err", err)
-		if err := l.srv.Close(); err != nil {
-			logger.Warn("closing http listener", "listener", "http", "err", err)
-		}
+	wg.Wait()
+	for _, hs := range l.serves {
+		<-hs.done
+		logger.Info("listener stopped", "listener", hs.name)
 	}
-	<-l.done
-	logger.Info("listener stopped", "listener", "http")
 }
 
 // onceCloseListener closes its listener once: shutdown closes it before

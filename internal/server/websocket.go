@@ -33,7 +33,7 @@ func newWebSocket(cfg config.Config, svc *service.Service, users *auth.Store, us
 		MaxMessageBytes: int64(cfg.WebSocket.MaxMessageBytes),
 		OutboxBytes:     cfg.WebSocket.OutboxBytes,
 		AllowedOrigins:  splitList(cfg.WebSocket.AllowedOrigins),
-		Anonymous:       cfg.WebSocket.Anonymous,
+		Anonymous:       cfg.WebSocket.Anonymous && !cfg.RequireAuth,
 		BroadcastUsers:  splitList(cfg.WebSocket.BroadcastUsers),
 		UserLimits:      userLimits,
 	}, logger.With("listener", "websocket")), nil

@@ -47,6 +47,25 @@ Usage: pika_check.py URL [RUN_ID [CHECK...]]
                  404 (ChannelClosedByBroker); so does a confirmed publish to a
                  missing exchange; the connection stays open and a new channel
                  works.
+  dead-letter    A queue with x-dead-letter-exchange (a fanout exchange
+                 bound to a dead-letter queue): a message rejected with
+                 requeue=False arrives in the dead-letter queue with its body
+                 and headers, an x-death entry as pika decodes it (count 1,
+                 reason rejected, the queue, exchange "" and routing-keys [the
+                 queue]) and x-first-death-reason/queue.
+  priority       A queue with x-max-priority 10: messages of priorities
+                 3, 1, 5, 2, 4 and 5 again, published with no consumer, are
+                 then consumed highest priority first, in publish order within
+                 a priority.
+  ttl-dead-letter  A message published with expiration "100" to a queue with
+                 x-dead-letter-exchange expires and arrives in the
+                 dead-letter queue with an x-death entry of reason expired
+                 and original-expiration "100", and no expiration of its own.
+  delivery-limit A quorum queue with x-delivery-limit 1 and a dead-letter
+                 exchange: the first delivery has no x-delivery-count, the
+                 one after a basic.nack(requeue=True) has x-delivery-count 1,
+                 and the next nack with requeue dead-letters the message
+                 with an x-death entry of reason delivery_limit.
 
   restart-publish  Half of a check across a broker restart: with publisher
                  confirms, 50 persistent messages with distinct bodies and,
@@ -216,6 +235,39 @@ def confirmed_publish(ch, exchange, key, body, **kw):
     nacks it (NackError) or returns it (UnroutableError), so returning means
     the broker confirmed it."""
     ch.basic_publish(exchange, key, body, **kw)
+
+
+def wait_get(ch, queue):
+    """basic.get with auto-ack, polling until a message arrives (dead letters
+    and expiries are asynchronous); fails after TIMEOUT."""
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        method, props, body = ch.basic_get(queue, auto_ack=True)
+        if method is not None:
+            return props, body
+        if time.monotonic() > deadline:
+            fail("no message in %s within %.0fs" % (queue, TIMEOUT))
+        time.sleep(0.05)
+
+
+def dead_letter_pair(ch, res):
+    """A fanout dead-letter exchange and the queue bound to it."""
+    dlx = res.exchange("dlx")
+    dlq = res.queue("dlq")
+    ch.exchange_declare(dlx, exchange_type="fanout")
+    ch.queue_declare(dlq)
+    ch.queue_bind(dlq, dlx)
+    return dlx, dlq
+
+
+def one_death(headers):
+    """The single x-death entry of a dead-lettered message's headers."""
+    deaths = (headers or {}).get("x-death")
+    expect(isinstance(deaths, list) and len(deaths) == 1,
+           "x-death is %r, want a list of one entry" % (deaths,))
+    d = deaths[0]
+    expect(isinstance(d, dict), "x-death[0] is %r, want a table" % (d,))
+    return d
 
 
 # ---------------------------------------------------------------- checks
@@ -726,6 +778,108 @@ def check_restart_verify(conn, res):
     ch.close()
 
 
+def check_dead_letter(conn, res):
+    ch = conn.channel()
+    enable_confirms(conn, ch)
+    dlx, dlq = dead_letter_pair(ch, res)
+    q = res.queue("source")
+    log("queue.declare %s with x-dead-letter-exchange %s" % (q, dlx))
+    ch.queue_declare(q, arguments={"x-dead-letter-exchange": dlx})
+    confirmed_publish(ch, "", q, b"bad", properties=pika.BasicProperties(headers={"app": "pika"}))
+    method, _, body = ch.basic_get(q, auto_ack=False)
+    expect(method is not None and body == b"bad", "basic.get did not return b'bad'")
+    log("basic.reject requeue=False")
+    ch.basic_reject(method.delivery_tag, requeue=False)
+    props, body = wait_get(ch, dlq)
+    expect(body == b"bad", "the dead-letter queue got %r, want b'bad'" % body)
+    headers = props.headers or {}
+    log("dead letter headers: %r" % (headers,))
+    expect(headers.get("app") == "pika", "the message's own header app is %r" % (headers.get("app"),))
+    d = one_death(headers)
+    want = {"count": 1, "reason": "rejected", "queue": q, "exchange": "", "routing-keys": [q]}
+    for k, v in want.items():
+        expect(d.get(k) == v, "x-death %s is %r, want %r (entry %r)" % (k, d.get(k), v, d))
+    expect("time" in d, "x-death has no time: %r" % (d,))
+    expect(headers.get("x-first-death-reason") == "rejected" and headers.get("x-first-death-queue") == q,
+           "x-first-death-reason/queue are %r/%r" % (headers.get("x-first-death-reason"),
+                                                    headers.get("x-first-death-queue")))
+    count, _ = passive_counts(ch, q)
+    expect(count == 0, "the source queue still counts %d messages" % count)
+    ch.close()
+
+
+def check_priority(conn, res):
+    ch = conn.channel()
+    enable_confirms(conn, ch)
+    q = res.queue("priority")
+    log("queue.declare %s with x-max-priority 10" % q)
+    ch.queue_declare(q, arguments={"x-max-priority": 10})
+    sent = [(3, b"p3"), (1, b"p1"), (5, b"p5"), (2, b"p2"), (4, b"p4"), (5, b"p5-second")]
+    for prio, body in sent:
+        confirmed_publish(ch, "", q, body, properties=pika.BasicProperties(priority=prio))
+    count, _ = passive_counts(ch, q)
+    expect(count == len(sent), "the queue counts %d messages, want %d" % (count, len(sent)))
+    got = []
+    for method, props, body in ch.consume(q, auto_ack=False, inactivity_timeout=TIMEOUT):
+        if method is None:
+            fail("no delivery within %.0fs; deliveries so far %r" % (TIMEOUT, got))
+        got.append((props.priority, body))
+        ch.basic_ack(method.delivery_tag)
+        if len(got) == len(sent):
+            break
+    ch.cancel()
+    want = [(5, b"p5"), (5, b"p5-second"), (4, b"p4"), (3, b"p3"), (2, b"p2"), (1, b"p1")]
+    log("consumed (priority, body): %r" % (got,))
+    expect(got == want, "deliveries %r, want %r" % (got, want))
+    ch.close()
+
+
+def check_ttl_dead_letter(conn, res):
+    ch = conn.channel()
+    enable_confirms(conn, ch)
+    dlx, dlq = dead_letter_pair(ch, res)
+    q = res.queue("ttl")
+    log("queue.declare %s with x-dead-letter-exchange %s; publish with expiration 100" % (q, dlx))
+    ch.queue_declare(q, arguments={"x-dead-letter-exchange": dlx})
+    confirmed_publish(ch, "", q, b"stale", properties=pika.BasicProperties(expiration="100"))
+    props, body = wait_get(ch, dlq)
+    expect(body == b"stale", "the dead-letter queue got %r, want b'stale'" % body)
+    d = one_death(props.headers)
+    log("x-death: %r" % (d,))
+    for k, v in {"count": 1, "reason": "expired", "queue": q, "original-expiration": "100"}.items():
+        expect(d.get(k) == v, "x-death %s is %r, want %r (entry %r)" % (k, d.get(k), v, d))
+    expect(props.expiration is None, "the dead letter keeps expiration %r" % (props.expiration,))
+    ch.close()
+
+
+def check_delivery_limit(conn, res):
+    ch = conn.channel()
+    enable_confirms(conn, ch)
+    dlx, dlq = dead_letter_pair(ch, res)
+    q = res.queue("quorum")
+    log("queue.declare %s (quorum, x-delivery-limit 1, x-dead-letter-exchange %s)" % (q, dlx))
+    ch.queue_declare(q, durable=True, arguments={
+        "x-queue-type": "quorum", "x-delivery-limit": 1, "x-dead-letter-exchange": dlx})
+    confirmed_publish(ch, "", q, b"poison", properties=pika.BasicProperties(delivery_mode=2))
+    seen = []
+    for _ in range(2):
+        method, props, body = ch.basic_get(q, auto_ack=False)
+        expect(method is not None and body == b"poison", "basic.get did not return b'poison'")
+        seen.append((props.headers or {}).get("x-delivery-count"))
+        ch.basic_nack(method.delivery_tag, requeue=True)
+    log("x-delivery-count of the two deliveries: %r" % (seen,))
+    expect(seen == [None, 1], "x-delivery-count %r, want [None, 1]" % (seen,))
+    props, body = wait_get(ch, dlq)
+    expect(body == b"poison", "the dead-letter queue got %r, want b'poison'" % body)
+    d = one_death(props.headers)
+    log("x-death: %r" % (d,))
+    for k, v in {"count": 1, "reason": "delivery_limit", "queue": q}.items():
+        expect(d.get(k) == v, "x-death %s is %r, want %r (entry %r)" % (k, d.get(k), v, d))
+    count, _ = passive_counts(ch, q)
+    expect(count == 0, "the quorum queue still counts %d messages" % count)
+    ch.close()
+
+
 CHECKS = {
     "confirm": check_confirm,
     "topic": check_topic,
@@ -734,6 +888,10 @@ CHECKS = {
     "requeue": check_requeue,
     "channel-error": check_channel_error,
     "direct-reply-to": check_direct_reply_to,
+    "dead-letter": check_dead_letter,
+    "priority": check_priority,
+    "ttl-dead-letter": check_ttl_dead_letter,
+    "delivery-limit": check_delivery_limit,
     "restart-publish": check_restart_publish,
     "restart-verify": check_restart_verify,
 }

@@ -444,7 +444,7 @@ for c in admin produce group; do
 		limit "$py_kafka" tests/compat/kafka_python_check.py --bootstrap "$bootstrap" "$c"
 done
 
-for c in confirm topic headers mandatory requeue channel-error direct-reply-to; do
+for c in confirm topic headers mandatory requeue channel-error direct-reply-to dead-letter priority ttl-dead-letter delivery-limit; do
 	run_amqp_check "pika-$c" "$missing_pika" \
 		limit "$py_pika" tests/compat/pika_check.py "$amqp_url" "$run_id" "$c"
 done

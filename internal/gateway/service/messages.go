@@ -80,7 +80,7 @@ func (s *Service) Route(p Publishing) (broker.PublishResult, error) {
 	if err != nil {
 		return broker.PublishResult{}, AsError(err)
 	}
-	if res.Routed == 0 && p.Mandatory {
+	if res.Routed == 0 && p.Mandatory && !res.Duplicate {
 		return broker.PublishResult{}, Errorf(CodeNotFound, "NO_ROUTE: exchange '%s' in vhost '%s' routed the message to no queue", p.Exchange, vhost)
 	}
 	return res, nil
