@@ -425,9 +425,14 @@ func (bs *Bridges) decode(buf []byte, from int64) ([]Record, int64, error) {
 // publishAll publishes records in order and returns once every one is
 // durable in the queues it reached. A publish that fails for want of the
 // exchange, during a resource alarm or on a storage error is retried until
-// it succeeds or ctx ends.
+// it succeeds or ctx ends; a chunk one of whose appends failed for good is
+// published again whole.
 func (bs *Bridges) publishAll(ctx context.Context, r *bridgeRule, p *Partition, recs []Record) error {
-	results := make([]PublishResult, 0, len(recs))
+	type outgoing struct {
+		msg     *Message
+		headers Table
+	}
+	out := make([]outgoing, 0, len(recs))
 	for _, rec := range recs {
 		msg, headers, skip, err := r.message(rec, p.Index)
 		if err != nil {
@@ -437,30 +442,41 @@ func (bs *Bridges) publishAll(ctx context.Context, r *bridgeRule, p *Partition, 
 			r.looped.Add(1)
 			continue
 		}
-		res, err := bs.publish(ctx, r, msg, headers)
-		if err != nil {
-			return err
-		}
-		results = append(results, res)
+		out = append(out, outgoing{msg, headers})
 	}
-	for _, res := range results {
-		if err := res.Wait(ctx); err != nil {
-			if errors.Is(err, ErrQueueFull) {
-				r.rejected.Add(1)
-				continue
-			}
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			// The append failed for good: publish the chunk again.
-			bs.logger.Warn("bridged message not stored; publishing the chunk again", "rule", r.Name, "err", err)
-			if err := sleepCtx(ctx, bs.opts.RetryInterval); err != nil {
+	results := make([]PublishResult, 0, len(out))
+	for {
+		results = results[:0]
+		for _, o := range out {
+			res, err := bs.publish(ctx, r, o.msg, o.headers)
+			if err != nil {
 				return err
 			}
-			return bs.publishAll(ctx, r, p, recs)
+			results = append(results, res)
+		}
+		failed := false
+		for _, res := range results {
+			err := res.Wait(ctx)
+			switch {
+			case err == nil:
+			case errors.Is(err, ErrQueueFull):
+				r.rejected.Add(1)
+			case ctx.Err() != nil:
+				return ctx.Err()
+			default:
+				if !failed {
+					bs.logger.Warn("bridged message not stored; publishing the chunk again", "rule", r.Name, "topic", r.Topic, "partition", p.Index, "err", err)
+				}
+				failed = true
+			}
+		}
+		if !failed {
+			return nil
+		}
+		if err := sleepCtx(ctx, bs.opts.RetryInterval); err != nil {
+			return err
 		}
 	}
-	return nil
 }
 
 // publish publishes one message, retrying until it is routed or ctx ends.
