@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -266,5 +267,38 @@ func TestBridgeResumesAfterRestart(t *testing.T) {
 		if seen[strconv.Itoa(i)] == 0 {
 			t.Errorf("record %d lost", i)
 		}
+	}
+}
+
+// TestBridgeWaitsDuringDiskAlarm: while the disk alarm is set the rule does
+// not publish (it says so and retries); once the alarm clears, the record
+// that waited is delivered.
+func TestBridgeWaitsDuringDiskAlarm(t *testing.T) {
+	ctx := bridgeCtx(t)
+	var f alarmFakes
+	f.free.Store(2 * testDiskLimit)
+	cfg := bridgeConfig(t.TempDir(), config.BridgeConfig{Name: "alarm", Topic: "alarm-in", Exchange: "alarm.x", Start: "earliest"})
+	cfg.Alarms = config.AlarmsConfig{DiskFreeLimitBytes: testDiskLimit, MemoryHighWatermarkBytes: -1, CheckInterval: 10 * time.Millisecond}
+	s := startTestServer(t, cfg, Options{DiskFree: func(string) (uint64, error) { return f.free.Load(), nil }})
+
+	// The record is in the topic before the exchange exists, so the rule
+	// has not published it when the alarm is set.
+	cl := kafkaClient(t, s.kafkaAddr, kgo.AllowAutoTopicCreation())
+	produceSync(t, ctx, cl, &kgo.Record{Topic: "alarm-in", Key: []byte("k"), Value: []byte("waited")})
+	f.free.Store(testDiskLimit / 2)
+	waitUntil(t, "the disk alarm", func() bool { return metricsHave(t, s.httpAddr, `wharf_alarm{resource="disk"} 1`) })
+	ch := amqpChannel(t, amqpDial(t, s.amqpAddr))
+	declareBridgeTarget(t, ch, "alarm.x", "k", map[string]string{"alarm-q": "classic"})
+	e := s.waitLog(t, "bridge cannot publish; retrying", "rule", "alarm")
+	if !strings.Contains(e.attrs["err"], "disk") {
+		t.Errorf("the rule's publish failed with %q, want the disk alarm", e.attrs["err"])
+	}
+	if q, err := ch.QueueDeclarePassive("alarm-q", true, false, false, false, nil); err != nil || q.Messages != 0 {
+		t.Fatalf("queue during the alarm: %+v %v, want empty", q, err)
+	}
+
+	f.free.Store(2 * testDiskLimit)
+	if d := consumeN(t, ctx, ch, "alarm-q", 1)[0]; string(d.Body) != "waited" {
+		t.Errorf("delivery %q, want waited", d.Body)
 	}
 }
