@@ -126,6 +126,9 @@ func (ch *channel) handle(cmd wire.Command) error {
 			return err
 		}
 	}
+	if err := ch.checkAccess(cmd.Method); err != nil {
+		return err
+	}
 	switch m := cmd.Method.(type) {
 	case *wire.BasicPublish:
 		return ch.publish(m, &cmd)

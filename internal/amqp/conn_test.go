@@ -538,6 +538,7 @@ func TestConnAuthCustomStore(t *testing.T) {
 	if err := store.Put("bob", "pw", true); err != nil {
 		t.Fatal(err)
 	}
+	grantAll(t, store, "alice", "bob")
 	ts := startServer(t, Options{Users: store})
 	assertHealthy(t, "amqp://alice:s3cret@"+ts.addr+"/")
 	assertHealthy(t, "amqp://bob:pw@"+ts.addr+"/") // loopback-only, and we are on loopback
@@ -593,6 +594,7 @@ func TestConnVhostIsolation(t *testing.T) {
 	if err := ts.b.CreateVhost(context.Background(), "v2"); err != nil {
 		t.Fatal(err)
 	}
+	grantVhost(t, ts, "guest", "v2")
 	urlV2 := "amqp://guest:guest@" + ts.addr + "/v2"
 	ctx := context.Background()
 

@@ -92,6 +92,9 @@ func (c *conn) handshake() error {
 	if !c.b.VhostExists(open.VirtualHost) {
 		return c.failHandshake(newCloseError(wire.ReplyNotAllowed, "vhost '%s' not found", open.VirtualHost).forMethod(open))
 	}
+	if !c.s.opts.Users.VhostAllowed(c.user, open.VirtualHost) {
+		return c.failHandshake(newCloseError(wire.ReplyNotAllowed, "access to vhost '%s' refused for user '%s'", open.VirtualHost, c.user).forMethod(open))
+	}
 	if e := c.s.admit(c); e != nil {
 		return c.failHandshake(e.forMethod(open))
 	}

@@ -117,6 +117,7 @@ func TestConnMaxConnectionsPerUser(t *testing.T) {
 	if err := users.Put("alice", "wonder", false); err != nil {
 		t.Fatal(err)
 	}
+	grantAll(t, users, "alice")
 	logs := &logbuf.Buffer{}
 	ts := startServer(t, Options{Users: users, UserLimits: limits.NewUsers(2), Logger: logs.Logger()})
 	g1, _ := ts.dial(t), ts.dial(t)

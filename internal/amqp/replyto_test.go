@@ -314,6 +314,7 @@ func TestDirectReplyVhostIsolation(t *testing.T) {
 	if err := ts.b.CreateVhost(context.Background(), "v2"); err != nil {
 		t.Fatal(err)
 	}
+	grantVhost(t, ts, "guest", "v2")
 	resp := drtNewResponder(t, ts, "rpc")
 	req := drtNewRequester(t, ts, "")
 	req.request(t, "rpc", "1", "q")

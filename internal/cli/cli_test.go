@@ -203,9 +203,17 @@ func TestGroupsAndUsers(t *testing.T) {
 	if out := mustRun(t, srv, "", "group", "describe", "billing"); !regexpLine(out, `orders\s+0\s+1\s+3\s+2`) {
 		t.Fatalf("group describe:\n%s", out)
 	}
-	mustRun(t, srv, "", "user", "add", "bob", "--new-password", "s3cret")
-	if out := mustRun(t, srv, "", "user", "list"); !regexpLine(out, `bob\s+false`) {
+	mustRun(t, srv, "", "user", "add", "bob", "--new-password", "s3cret", "--tags", "monitoring")
+	if out := mustRun(t, srv, "", "user", "list"); !regexpLine(out, `bob\s+false\s+\[?monitoring`) {
 		t.Fatalf("user list:\n%s", out)
+	}
+	mustRun(t, srv, "", "permission", "set", "bob", "--configure", "^bob-", "--write", ".*", "--read", ".*")
+	if out := mustRun(t, srv, "", "permission", "list"); !regexpLine(out, `bob\s+/\s+\^bob-\s+\.\*\s+\.\*`) {
+		t.Fatalf("permission list:\n%s", out)
+	}
+	mustRun(t, srv, "", "permission", "clear", "bob")
+	if out := mustRun(t, srv, "", "permission", "list"); strings.Contains(out, "bob") {
+		t.Fatalf("permission list after clear:\n%s", out)
 	}
 	// bob can log in.
 	if _, err := run(t, srv, "", "topic", "list", "--user", "bob", "--password", "s3cret"); err != nil {

@@ -40,7 +40,7 @@ func Commands(lookupEnv func(string) (string, bool)) []*cobra.Command {
 		return def
 	}
 	cmds := []*cobra.Command{
-		topicCmd(c), queueCmd(c), exchangeCmd(c), bindingCmd(c), groupCmd(c), userCmd(c),
+		topicCmd(c), queueCmd(c), exchangeCmd(c), bindingCmd(c), groupCmd(c), userCmd(c), permissionCmd(c),
 		produceCmd(c), consumeCmd(c),
 	}
 	for _, cmd := range cmds {
@@ -338,13 +338,18 @@ func userCmd(c *conn) *cobra.Command {
 	cmd := &cobra.Command{Use: "user", Short: "Add, list and delete users"}
 	var password string
 	var loopback bool
+	var tags []string
 	add := &cobra.Command{
 		Use: "add USER", Short: "Add a user or change its password", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if password == "" {
 				return fmt.Errorf("--new-password is required")
 			}
-			res, err := c.call(cmd.Context(), http.MethodPut, path("users", a[0]), nil, map[string]any{"password": password, "loopback_only": loopback})
+			body := map[string]any{"password": password, "loopback_only": loopback}
+			if cmd.Flags().Changed("tags") {
+				body["tags"] = tags
+			}
+			res, err := c.call(cmd.Context(), http.MethodPut, path("users", a[0]), nil, body)
 			if err != nil {
 				return err
 			}
@@ -353,10 +358,49 @@ func userCmd(c *conn) *cobra.Command {
 	}
 	add.Flags().StringVar(&password, "new-password", "", "the user's password")
 	add.Flags().BoolVar(&loopback, "loopback-only", false, "may only connect from loopback addresses")
+	add.Flags().StringSliceVar(&tags, "tags", nil, "the user's tags, such as administrator (replaces them; absent keeps them)")
 	cmd.AddCommand(add,
 		c.listCmd("list", "List users", func() string { return path("users") }, "users",
-			column{"NAME", "name"}, column{"LOOPBACK ONLY", "loopback_only"}),
+			column{"NAME", "name"}, column{"LOOPBACK ONLY", "loopback_only"}, column{"TAGS", "tags"}),
 		c.showCmd("delete USER", "Delete a user", http.MethodDelete, func(u string) string { return path("users", u) }, nil),
 	)
+	return cmd
+}
+
+func permissionCmd(c *conn) *cobra.Command {
+	cmd := &cobra.Command{Use: "permission", Short: "Set, clear and list users' permissions per vhost"}
+	var vhost, configure, write, read string
+	set := &cobra.Command{
+		Use:   "set USER",
+		Short: "Set what a user may configure, write and read in a vhost (regular expressions; empty allows nothing)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			res, err := c.call(cmd.Context(), http.MethodPut, path("permissions", vhost, a[0]), nil,
+				map[string]any{"configure": configure, "write": write, "read": read})
+			if err != nil {
+				return err
+			}
+			return c.printer().value(res)
+		},
+	}
+	set.Flags().StringVar(&vhost, "vhost", "/", "the vhost")
+	set.Flags().StringVar(&configure, "configure", "", "names the user may create, delete and reconfigure")
+	set.Flags().StringVar(&write, "write", "", "names the user may publish or produce to")
+	set.Flags().StringVar(&read, "read", "", "names the user may consume or fetch from")
+	var clearVhost string
+	clear := &cobra.Command{
+		Use: "clear USER", Short: "Remove a user's access to a vhost", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			res, err := c.call(cmd.Context(), http.MethodDelete, path("permissions", clearVhost, a[0]), nil, nil)
+			if err != nil {
+				return err
+			}
+			return c.printer().value(res)
+		},
+	}
+	clear.Flags().StringVar(&clearVhost, "vhost", "/", "the vhost")
+	cmd.AddCommand(set, clear,
+		c.listCmd("list", "List every user's permissions", func() string { return path("permissions") }, "permissions",
+			column{"USER", "user"}, column{"VHOST", "vhost"}, column{"CONFIGURE", "configure"}, column{"WRITE", "write"}, column{"READ", "read"}))
 	return cmd
 }

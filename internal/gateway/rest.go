@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	_ "embed"
 	"encoding/json"
 	"errors"
@@ -164,6 +165,10 @@ func (a *restAPI) routes() []restRoute {
 		{method: http.MethodGet, pattern: v1 + "/users/{name}", handle: a.getUser},
 		{method: http.MethodPut, pattern: v1 + "/users/{name}", handle: a.putUser},
 		{method: http.MethodDelete, pattern: v1 + "/users/{name}", handle: a.deleteUser},
+		{method: http.MethodGet, pattern: v1 + "/users/{name}/permissions", handle: a.userPermissions},
+		{method: http.MethodGet, pattern: v1 + "/permissions", handle: a.listPermissions},
+		{method: http.MethodPut, pattern: v1 + "/permissions/{vhost}/{user}", handle: a.putPermission},
+		{method: http.MethodDelete, pattern: v1 + "/permissions/{vhost}/{user}", handle: a.deletePermission},
 	}
 }
 
@@ -252,6 +257,7 @@ func (a *restAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		defer release()
+		r = r.WithContext(context.WithValue(r.Context(), restUserKey{}, user))
 	}
 	if !ok {
 		allowed := make([]string, 0, len(p.methods))
@@ -273,6 +279,15 @@ func (a *restAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := rt.handle(w, r); err != nil {
 		a.fail(w, r, err)
 	}
+}
+
+// restUserKey keys the authenticated user in a request's context.
+type restUserKey struct{}
+
+// requestUser is the user who made an authenticated request.
+func requestUser(r *http.Request) string {
+	u, _ := r.Context().Value(restUserKey{}).(string)
+	return u
 }
 
 // authenticate checks HTTP Basic credentials against the users (guest

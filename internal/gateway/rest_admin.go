@@ -127,6 +127,15 @@ func (a *restAPI) putVhost(w http.ResponseWriter, r *http.Request) error {
 	if err != nil && !errors.Is(err, broker.ErrVhostExists) {
 		return fmt.Errorf("creating vhost '%s': %w", v, err)
 	}
+	if err == nil {
+		// As RabbitMQ's management API does, the user who creates a vhost
+		// gets every permission on it.
+		if user := requestUser(r); user != "" && a.users != nil {
+			if perr := a.users.SetPermission(user, v, auth.Permission{Configure: ".*", Write: ".*", Read: ".*"}); perr != nil {
+				return fmt.Errorf("granting '%s' the new vhost '%s': %w", user, v, perr)
+			}
+		}
+	}
 	a.logger.Info("vhost created over REST", "vhost", v)
 	return a.reply(w, created(err == nil), restVhost{Name: v})
 }
@@ -513,15 +522,25 @@ func (a *restAPI) unbindOne(ctx context.Context, b broker.BindingInfo) error {
 // restUser is a user, without its password. Users are kept in the data
 // directory's users file: a change here survives a restart.
 type restUser struct {
-	Name         string `json:"name"`
-	LoopbackOnly bool   `json:"loopback_only"`
+	Name         string   `json:"name"`
+	LoopbackOnly bool     `json:"loopback_only"`
+	Tags         []string `json:"tags"`
+}
+
+// restUserOf renders a user.
+func restUserOf(u auth.User) restUser {
+	tags := u.Tags
+	if tags == nil {
+		tags = []string{}
+	}
+	return restUser{Name: u.Name, LoopbackOnly: u.LoopbackOnly, Tags: tags}
 }
 
 func (a *restAPI) listUsers(w http.ResponseWriter, r *http.Request) error {
 	users := a.users.Users()
 	out := make([]restUser, len(users))
 	for i, u := range users {
-		out[i] = restUser{Name: u.Name, LoopbackOnly: u.LoopbackOnly}
+		out[i] = restUserOf(u)
 	}
 	return a.reply(w, http.StatusOK, struct {
 		Users []restUser `json:"users"`
@@ -543,15 +562,16 @@ func (a *restAPI) getUser(w http.ResponseWriter, r *http.Request) error {
 	if !ok {
 		return service.Errorf(service.CodeNotFound, "no user '%s'", r.PathValue("name"))
 	}
-	return a.reply(w, http.StatusOK, restUser{Name: u.Name, LoopbackOnly: u.LoopbackOnly})
+	return a.reply(w, http.StatusOK, restUserOf(u))
 }
 
 // putUser adds a user or sets its password and loopback restriction. The
 // user can then log in over every protocol (AMQP, WebSocket, REST).
 func (a *restAPI) putUser(w http.ResponseWriter, r *http.Request) error {
 	var req struct {
-		Password     *string `json:"password"`
-		LoopbackOnly bool    `json:"loopback_only"`
+		Password     *string   `json:"password"`
+		LoopbackOnly bool      `json:"loopback_only"`
+		Tags         *[]string `json:"tags"`
 	}
 	if err := a.decodeBody(w, r, &req, false); err != nil {
 		return err
@@ -564,8 +584,14 @@ func (a *restAPI) putUser(w http.ResponseWriter, r *http.Request) error {
 	if err := a.users.Put(name, *req.Password, req.LoopbackOnly); err != nil {
 		return invalid("user '%s': %v", name, err)
 	}
+	if req.Tags != nil {
+		if err := a.users.SetTags(name, *req.Tags); err != nil {
+			return fmt.Errorf("setting the tags of '%s': %w", name, err)
+		}
+	}
 	a.logger.Info("user set over REST", "user", name, "loopback_only", req.LoopbackOnly)
-	return a.reply(w, created(!existed), restUser{Name: name, LoopbackOnly: req.LoopbackOnly})
+	u, _ := a.users.Lookup(name)
+	return a.reply(w, created(!existed), restUserOf(u))
 }
 
 // deleteUser removes a user; removing the last one is refused, as nobody

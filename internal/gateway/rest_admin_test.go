@@ -2,8 +2,10 @@ package gateway
 
 import (
 	"net/http"
+	"reflect"
 	"testing"
 
+	"github.com/wharfmq/wharf/internal/auth"
 	"github.com/wharfmq/wharf/internal/broker"
 	"github.com/wharfmq/wharf/internal/gateway/service"
 )
@@ -21,6 +23,9 @@ func TestRESTVhosts(t *testing.T) {
 		t.Fatalf("default vhost: %+v", v)
 	}
 	e.must(t, http.StatusCreated, http.MethodPut, "/api/v1/vhosts/v1", nil, nil)
+	if p, ok := e.users.Permissions("guest")["v1"]; !ok || p.Configure != ".*" || p.Write != ".*" || p.Read != ".*" {
+		t.Fatalf("the creator's permissions on the new vhost: %+v %v", p, ok)
+	}
 	e.must(t, http.StatusOK, http.MethodPut, "/api/v1/vhosts/v1", nil, nil)
 	e.must(t, http.StatusOK, http.MethodGet, "/api/v1/vhosts/v1", nil, &v)
 	e.must(t, http.StatusOK, http.MethodGet, "/api/v1/vhosts", nil, &list)
@@ -251,18 +256,19 @@ func TestRESTUsers(t *testing.T) {
 	e := newRESTEnv(t)
 	var ul struct{ Users []restUser }
 	e.must(t, http.StatusOK, http.MethodGet, "/api/v1/users", nil, &ul)
-	if len(ul.Users) != 2 || ul.Users[0] != (restUser{Name: "alice"}) || ul.Users[1] != (restUser{Name: "guest", LoopbackOnly: true}) {
+	if len(ul.Users) != 2 || !reflect.DeepEqual(ul.Users[0], restUser{Name: "alice", Tags: []string{}}) ||
+		!reflect.DeepEqual(ul.Users[1], restUser{Name: "guest", LoopbackOnly: true, Tags: []string{"administrator"}}) {
 		t.Fatalf("users: %+v", ul)
 	}
 	var u restUser
 	e.must(t, http.StatusCreated, http.MethodPut, "/api/v1/users/bob", map[string]any{"password": "builder"}, &u)
-	if u != (restUser{Name: "bob"}) {
+	if !reflect.DeepEqual(u, restUser{Name: "bob", Tags: []string{}}) {
 		t.Fatalf("bob: %+v", u)
 	}
 	if r := e.raw(t, "bob", "builder", http.MethodGet, "/api/v1/server", nil); r.status != http.StatusOK {
 		t.Fatalf("bob logs in: %d", r.status)
 	}
-	e.must(t, http.StatusOK, http.MethodPut, "/api/v1/users/bob", map[string]any{"password": "fixer", "loopback_only": true}, nil)
+	e.must(t, http.StatusOK, http.MethodPut, "/api/v1/users/bob", map[string]any{"password": "fixer", "loopback_only": true, "tags": []string{"monitoring"}}, nil)
 	if r := e.raw(t, "bob", "builder", http.MethodGet, "/api/v1/server", nil); r.status != http.StatusUnauthorized {
 		t.Fatalf("bob's old password: %d", r.status)
 	}
@@ -270,7 +276,7 @@ func TestRESTUsers(t *testing.T) {
 		t.Fatal("loopback-only bob logged in from nowhere")
 	}
 	e.must(t, http.StatusOK, http.MethodGet, "/api/v1/users/bob", nil, &u)
-	if u != (restUser{Name: "bob", LoopbackOnly: true}) {
+	if !reflect.DeepEqual(u, restUser{Name: "bob", LoopbackOnly: true, Tags: []string{"monitoring"}}) {
 		t.Fatalf("bob: %+v", u)
 	}
 	e.wantErr(t, http.StatusBadRequest, service.CodeInvalid, http.MethodPut, "/api/v1/users/carol", map[string]any{})
@@ -288,4 +294,42 @@ func TestRESTUsers(t *testing.T) {
 	e.wantErr(t, http.StatusNotFound, service.CodeNotFound, http.MethodDelete, "/api/v1/users/bob", nil)
 	e.must(t, http.StatusOK, http.MethodDelete, "/api/v1/users/alice", nil, nil)
 	e.wantErr(t, http.StatusConflict, service.CodeConflict, http.MethodDelete, "/api/v1/users/guest", nil)
+}
+
+func TestRESTPermissions(t *testing.T) {
+	e := newRESTEnv(t)
+	e.must(t, http.StatusCreated, http.MethodPut, "/api/v1/users/bob", map[string]any{"password": "builder"}, nil)
+	var pl struct{ Permissions []restPermission }
+	e.must(t, http.StatusOK, http.MethodGet, "/api/v1/users/bob/permissions", nil, &pl)
+	if len(pl.Permissions) != 0 {
+		t.Fatalf("a new user's permissions: %+v", pl)
+	}
+	var p restPermission
+	e.must(t, http.StatusCreated, http.MethodPut, "/api/v1/permissions/%2F/bob", map[string]any{"configure": "^bob-", "write": ".*", "read": ""}, &p)
+	if p != (restPermission{User: "bob", Vhost: "/", Configure: "^bob-", Write: ".*", Read: ""}) {
+		t.Fatalf("put: %+v", p)
+	}
+	if !e.users.Allowed("bob", "/", auth.Configure, "bob-q") || e.users.Allowed("bob", "/", auth.Read, "bob-q") {
+		t.Fatal("the store does not hold what was put")
+	}
+	e.must(t, http.StatusOK, http.MethodPut, "/api/v1/permissions/%2F/bob", map[string]any{"configure": "", "write": "", "read": ".*"}, &p)
+	e.must(t, http.StatusOK, http.MethodGet, "/api/v1/permissions", nil, &pl)
+	found := false
+	for _, q := range pl.Permissions {
+		if q.User == "bob" {
+			found = q == restPermission{User: "bob", Vhost: "/", Read: ".*"}
+		}
+	}
+	if !found {
+		t.Fatalf("list: %+v", pl)
+	}
+	e.wantErr(t, http.StatusBadRequest, service.CodeInvalid, http.MethodPut, "/api/v1/permissions/%2F/bob", map[string]any{"configure": "(", "write": "", "read": ""})
+	e.wantErr(t, http.StatusBadRequest, service.CodeInvalid, http.MethodPut, "/api/v1/permissions/%2F/bob", map[string]any{"read": ".*"})
+	e.wantErr(t, http.StatusNotFound, service.CodeNotFound, http.MethodPut, "/api/v1/permissions/%2F/nobody", map[string]any{"configure": "", "write": "", "read": ""})
+	e.wantErr(t, http.StatusNotFound, service.CodeNotFound, http.MethodPut, "/api/v1/permissions/nowhere/bob", map[string]any{"configure": "", "write": "", "read": ""})
+	e.must(t, http.StatusOK, http.MethodDelete, "/api/v1/permissions/%2F/bob", nil, nil)
+	if e.users.VhostAllowed("bob", "/") {
+		t.Fatal("cleared permission still allows the vhost")
+	}
+	e.wantErr(t, http.StatusNotFound, service.CodeNotFound, http.MethodDelete, "/api/v1/permissions/%2F/bob", nil)
 }

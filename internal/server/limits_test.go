@@ -409,6 +409,9 @@ func TestLimitsConnectionsPerUser(t *testing.T) {
 	if status, body := s.rest(t, "guest", http.MethodPut, "/api/v1/users/alice", map[string]any{"password": "wonder"}); status/100 != 2 {
 		t.Fatalf("adding alice: %d %v", status, body)
 	}
+	if status, body := s.rest(t, "guest", http.MethodPut, "/api/v1/permissions/%2F/alice", map[string]any{"configure": ".*", "write": ".*", "read": ".*"}); status/100 != 2 {
+		t.Fatalf("granting alice: %d %v", status, body)
+	}
 
 	amqpGuest := s.amqpDial(t, "guest", "guest")
 	ws := s.wsSession(t, ctx)
