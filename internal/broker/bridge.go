@@ -119,6 +119,10 @@ type bridgeRule struct {
 
 	mu    sync.Mutex
 	parts map[bridgePartKey]*bridgePart
+	// stopped holds, by partition, why its goroutine last stopped, so that
+	// a partition that keeps failing the same way (a batch that cannot be
+	// read) is logged once, not at every restart.
+	stopped map[int32]string
 	// began is the id of the topic incarnation the rule has begun on:
 	// partitions of it found later start at their log start, whatever
 	// the rule's start, so that records produced to a new partition
@@ -158,7 +162,7 @@ func (b *Broker) StartBridges(rules []BridgeRule, opts BridgeOptions) (*Bridges,
 		if r.Vhost == "" {
 			r.Vhost = DefaultVhost
 		}
-		bs.rules = append(bs.rules, &bridgeRule{BridgeRule: r, parts: map[bridgePartKey]*bridgePart{}})
+		bs.rules = append(bs.rules, &bridgeRule{BridgeRule: r, parts: map[bridgePartKey]*bridgePart{}, stopped: map[int32]string{}})
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -283,9 +287,16 @@ func (bs *Bridges) startParts(ctx context.Context, r *bridgeRule, wg *sync.WaitG
 		r.parts[k] = bp
 		wg.Go(func() {
 			defer close(bp.done)
-			plog := log.With("partition", p.Index)
-			if err := bs.runPart(ctx, r, bp, fromStart); err != nil && ctx.Err() == nil {
-				plog.Warn("bridge stopped reading a partition", "err", err)
+			err := bs.runPart(ctx, r, bp, fromStart)
+			if err == nil || ctx.Err() != nil {
+				return
+			}
+			r.mu.Lock()
+			repeated := r.stopped[p.Index] == err.Error()
+			r.stopped[p.Index] = err.Error()
+			r.mu.Unlock()
+			if !repeated {
+				log.Warn("bridge stopped reading a partition; retrying", "partition", p.Index, "err", err)
 			}
 		})
 	}
