@@ -147,3 +147,26 @@ func FuzzMessageFromRecord(f *testing.F) {
 }
 
 func hdr(k string, v []byte) Header { return Header{Key: k, Value: v} }
+
+// TestPropertyFieldOrder: message-id (flag bit 7) comes before timestamp
+// (bit 6), as AMQP 0-9-1 orders them, when splitting properties and when
+// building them from a record.
+func TestPropertyFieldOrder(t *testing.T) {
+	props := []byte{0x00, 0xc0, 2, 'm', '1', 0, 0, 0, 0, 0x65, 0x53, 0xf1, 0x00}
+	bp, err := splitProperties(props)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(bp.fields[8]) != "\x02m1" || binary.BigEndian.Uint64(bp.fields[propIndexTimestamp]) != 0x6553f100 {
+		t.Fatalf("fields %q", bp.fields)
+	}
+	if !bytes.Equal(bp.encode(), props) {
+		t.Fatalf("re-encoded %x, want %x", bp.encode(), props)
+	}
+	msg := MessageFromRecord(Record{Timestamp: 1700000000123, Value: []byte("v")})
+	// delivery-mode (bit 12) and timestamp (bit 6), and nothing else.
+	want := []byte{0x10, 0x40, 2, 0, 0, 0, 0, 0x65, 0x53, 0xf1, 0x00}
+	if !bytes.Equal(msg.Properties, want) {
+		t.Fatalf("built properties %x, want %x", msg.Properties, want)
+	}
+}

@@ -8,7 +8,9 @@
 // producer id blocks (producerids.go), the consumer group coordinator
 // (groups.go, groups_state.go), the committed offsets store (offsets.go),
 // the murmur2 key partitioner every Wharf publish path uses
-// (partitioner.go), the AMQP model: vhosts, exchanges, queue metadata,
+// (partitioner.go), the crossing between AMQP messages and Kafka records
+// (crossing.go) and the bridge rules that publish records into exchanges
+// (bridge.go), the AMQP model: vhosts, exchanges, queue metadata,
 // bindings and routing (amqp_*.go), and the resource alarm monitor
 // (alarms.go, internal/alarm), which adapters ask or subscribe to. Durable
 // AMQP objects are commands in the metadata log; transient ones live only
@@ -74,6 +76,14 @@
 //     written to the object's deduplication log only after that append
 //     is durable, and the publish's Wait (the confirm) returns only once
 //     the id is durable too. Windows are measured on Options.Now.
+//   - A bridge rule (bridge.go) commits a partition's position, in the
+//     consumer group BridgeGroup(rule) of the offsets store, only after
+//     every record before it is durable in every durable queue it was
+//     routed to; on start it resumes there, so bridging is at-least-once.
+//     A record whose x-amqp-exchange names the rule's exchange is never
+//     published into it. Bridges read partitions and publish through
+//     Publish like any adapter; they stop, and Close waits for them,
+//     before the logs close.
 //
 // # Lock order
 //

@@ -81,6 +81,9 @@ type Config struct {
 	Alarms AlarmsConfig `yaml:"alarms"`
 	// TLS holds the certificates of the TLS listeners.
 	TLS TLSConfig `yaml:"tls"`
+	// Bridges lists the rules that publish Kafka records into exchanges
+	// (bridges.go). It has no flag or environment variable.
+	Bridges []BridgeConfig `yaml:"bridges"`
 }
 
 // TLSConfig names the PEM files of the TLS listeners (internal/certs).

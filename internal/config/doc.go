@@ -5,7 +5,9 @@
 // table drives the command-line flags, the WHARF_* environment variables and
 // the settings table in README.md (a test keeps the README in step). YAML
 // files are decoded strictly into Config's yaml tags, and another test keeps
-// those tags in step with the table.
+// those tags in step with the table. The one list setting, bridges (rules
+// that publish Kafka records into exchanges, bridges.go), is given only in
+// a YAML file and documented in README.md apart from the table.
 //
 // Invariants:
 //   - Precedence is, highest first: flags set on the command line, WHARF_*

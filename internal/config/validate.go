@@ -131,7 +131,10 @@ func (c Config) Validate() error {
 		return fieldError("storage.retention_check_interval",
 			fmt.Errorf("%v: must be positive", c.Storage.RetentionCheckInterval))
 	}
-	return c.validateStorage()
+	if err := c.validateStorage(); err != nil {
+		return err
+	}
+	return c.validateBridges()
 }
 
 // validateLimits checks the limits section: counts are zero (no limit) or

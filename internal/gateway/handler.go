@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/wharfmq/wharf/internal/auth"
+	"github.com/wharfmq/wharf/internal/broker"
 	"github.com/wharfmq/wharf/internal/gateway/console"
 	"github.com/wharfmq/wharf/internal/gateway/grpcapi"
 	"github.com/wharfmq/wharf/internal/gateway/service"
@@ -33,6 +34,8 @@ type Options struct {
 	// against the per-user connection limit (shared with /ws and AMQP);
 	// nil means no limit.
 	UserLimits *limits.Users
+	// Bridges, when not nil, are listed by the REST face.
+	Bridges *broker.Bridges
 }
 
 // NewHandler returns the gateway's HTTP handler.

@@ -71,6 +71,7 @@ type restAPI struct {
 	// per-user connection limit; refusals logs them, sampled.
 	userLimits *limits.Users
 	refusals   *limits.LogSampler
+	bridges    *broker.Bridges // nil: none configured
 }
 
 // restPath is one pattern with its methods.
@@ -96,6 +97,7 @@ func newRESTAPI(o Options, logger *slog.Logger) *restAPI {
 		maxBody:    2*int64(o.Service.MaxMessageBytes()) + 1<<20,
 		userLimits: o.UserLimits,
 		refusals:   limits.NewLogSampler(logger, 0, nil),
+		bridges:    o.Bridges,
 	}
 	for _, rt := range a.routes() {
 		a.add(rt)
@@ -154,6 +156,9 @@ func (a *restAPI) routes() []restRoute {
 		{method: http.MethodGet, pattern: v1 + "/vhosts/{vhost}/bindings/e/{source}/e/{destination}", handle: a.getBindings(true)},
 		{method: http.MethodPut, pattern: v1 + "/vhosts/{vhost}/bindings/e/{source}/e/{destination}", handle: a.bind(true)},
 		{method: http.MethodDelete, pattern: v1 + "/vhosts/{vhost}/bindings/e/{source}/e/{destination}", handle: a.unbind(true)},
+
+		// Bridge rules (rest_bridges.go).
+		{method: http.MethodGet, pattern: v1 + "/bridges", handle: a.listBridges},
 
 		// Users (rest_admin.go).
 		{method: http.MethodGet, pattern: v1 + "/users", handle: a.listUsers},

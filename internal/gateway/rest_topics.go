@@ -353,6 +353,10 @@ type restRecord struct {
 	ValueB64  *string         `json:"value_b64,omitempty"`
 	Null      bool            `json:"null_value,omitempty"`
 	Headers   []restHeaderOut `json:"headers,omitempty"`
+	// Exchange and Properties are those of a record written from an AMQP
+	// message (service.FetchedRecord).
+	Exchange   string              `json:"exchange,omitempty"`
+	Properties *service.Properties `json:"properties,omitempty"`
 }
 
 // bytesOut gives bytes as text when they are valid UTF-8 and as base64
@@ -370,7 +374,8 @@ func bytesOut(b []byte) (text, b64 *string) {
 }
 
 func restRecordOf(f service.FetchedRecord) restRecord {
-	out := restRecord{Topic: f.Topic, Partition: f.Partition, Offset: f.Offset, Timestamp: f.Timestamp, Null: f.Value == nil}
+	out := restRecord{Topic: f.Topic, Partition: f.Partition, Offset: f.Offset, Timestamp: f.Timestamp, Null: f.Value == nil,
+		Exchange: f.Exchange, Properties: f.Properties}
 	out.Key, out.KeyB64 = bytesOut(f.Key)
 	out.Value, out.ValueB64 = bytesOut(f.Value)
 	for _, h := range f.Headers {

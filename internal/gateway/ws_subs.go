@@ -181,7 +181,8 @@ func (ts *topicSub) run(ctx context.Context, partition int32, offset int64) {
 }
 
 func recordFrame(sub string, r service.FetchedRecord) wsproto.Record {
-	out := wsproto.Record{Sub: sub, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp, Key: r.Key, Value: r.Value}
+	out := wsproto.Record{Sub: sub, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp, Key: r.Key, Value: r.Value,
+		Properties: r.Properties, Exchange: r.Exchange}
 	for _, h := range r.Headers {
 		out.Headers = append(out.Headers, wsproto.Header{Key: h.Key, Value: h.Value})
 	}

@@ -23,6 +23,9 @@ const (
 	childDirEnv   = "WHARF_SERVER_CHILD_DIR"
 	childKafkaEnv = "WHARF_SERVER_CHILD_KAFKA"
 	childAMQPEnv  = "WHARF_SERVER_CHILD_AMQP"
+	// childBridgeEnv, when set, is one bridge rule: name,topic,exchange
+	// (start earliest).
+	childBridgeEnv = "WHARF_SERVER_CHILD_BRIDGE"
 )
 
 // childSegmentBytes is small so that segments roll during the crash test and
@@ -42,6 +45,10 @@ func TestServerChild(t *testing.T) {
 	cfg.KafkaListen = os.Getenv(childKafkaEnv)
 	cfg.AMQPListen, cfg.HTTPListen = os.Getenv(childAMQPEnv), ""
 	cfg.Storage.SegmentBytes = childSegmentBytes
+	if rule := os.Getenv(childBridgeEnv); rule != "" {
+		f := strings.Split(rule, ",")
+		cfg.Bridges = []config.BridgeConfig{{Name: f[0], Topic: f[1], Exchange: f[2], Start: config.BridgeStartEarliest}}
+	}
 	// cfg.Storage.Fsync keeps its default, always: an acks=all produce is
 	// answered only after the fsync that covers it.
 	logger, err := NewLogger(os.Stderr, "info", "text")

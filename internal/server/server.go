@@ -88,6 +88,10 @@ func RunWithOptions(ctx context.Context, cfg config.Config, logger *slog.Logger,
 		}
 		logger.Info("broker closed")
 	}()
+	bridges, err := startBridges(cfg, b, logger)
+	if err != nil {
+		return err
+	}
 
 	// Listeners stop together, before the broker closes (defers run in
 	// reverse).
@@ -138,6 +142,7 @@ func RunWithOptions(ctx context.Context, cfg config.Config, logger *slog.Logger,
 			fsyncs,
 			collector,
 			metrics.NewAlarmCollector(b.Alarms()),
+			metrics.NewBridgeCollector(bridges),
 		)
 		svc := newGatewayService(cfg, b, logger)
 		ws, err := newWebSocket(cfg, svc, users, userLimits, logger)
@@ -154,7 +159,7 @@ func RunWithOptions(ctx context.Context, cfg config.Config, logger *slog.Logger,
 		})
 		h := gateway.NewHandler(gateway.Options{
 			Logger: logger, Registry: reg, Ready: ready.Load, WebSocket: ws, Service: svc, Users: users,
-			UserLimits: userLimits,
+			UserLimits: userLimits, Bridges: bridges,
 		})
 		httpSrv, err = startHTTPEndpoints(httpEndpoints(cfg, tlsStore), cfg.Limits.HTTPMaxConnections, cfg.TCPKeepAlive, idleTimeout, h, logger)
 		if err != nil {

@@ -74,10 +74,14 @@ func fromBrokerHeaders(hs []broker.Header) []*wharfv1.Header {
 }
 
 func recordOf(r service.FetchedRecord) *wharfv1.Record {
-	return &wharfv1.Record{
+	out := &wharfv1.Record{
 		Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, TimestampMs: r.Timestamp,
-		Key: r.Key, Value: r.Value, Headers: fromBrokerHeaders(r.Headers),
+		Key: r.Key, Value: r.Value, Headers: fromBrokerHeaders(r.Headers), Exchange: validUTF8(r.Exchange),
 	}
+	if r.Properties != nil {
+		out.Properties = propertiesOf(*r.Properties)
+	}
+	return out
 }
 
 // ---- AMQP properties ----
@@ -115,7 +119,11 @@ func toWireProperties(p *wharfv1.Properties) (wire.Properties, error) {
 // fromWireProperties converts a delivery's properties. Bytes that are not
 // UTF-8 in its strings become U+FFFD, as on the JSON faces.
 func fromWireProperties(w *wire.Properties) *wharfv1.Properties {
-	p := service.FromWire(w)
+	return propertiesOf(service.FromWire(w))
+}
+
+// propertiesOf converts properties in the JSON faces' form.
+func propertiesOf(p service.Properties) *wharfv1.Properties {
 	out := &wharfv1.Properties{
 		ContentType: validUTF8(p.ContentType), ContentEncoding: validUTF8(p.ContentEncoding), DeliveryMode: uint32(p.DeliveryMode),
 		Priority: uint32(p.Priority), CorrelationId: validUTF8(p.CorrelationID), ReplyTo: validUTF8(p.ReplyTo),

@@ -16,5 +16,6 @@
 //   - Errors are *Error values with a stable Code, which each face maps to
 //     its own status (close codes, HTTP statuses, gRPC codes).
 //   - Records are handed out decoded and decompressed; control batches are
-//     skipped.
+//     skipped. A record's x-amqp-properties header that decodes is handed
+//     out as Properties, not among the headers (crossing.go).
 package service

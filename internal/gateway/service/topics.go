@@ -36,6 +36,12 @@ type FetchedRecord struct {
 	Key       []byte
 	Value     []byte
 	Headers   []broker.Header
+	// Properties are the AMQP properties of a record written from an AMQP
+	// message (its x-amqp-properties header, then left out of Headers);
+	// nil for other records. Exchange is its x-amqp-exchange header.
+	// See crossing.go.
+	Properties *Properties
+	Exchange   string
 }
 
 // topic returns a topic's description, creating it if allowed.
@@ -272,7 +278,9 @@ func (s *Service) Fetch(topic string, partition int32, offset int64, maxBytes in
 		}
 		derr = broker.DecodeRecordsIn(b, records, func(r broker.Record) bool {
 			if r.Offset >= offset {
-				out = append(out, FetchedRecord{Topic: topic, Partition: partition, Offset: r.Offset, Timestamp: r.Timestamp, Key: r.Key, Value: r.Value, Headers: r.Headers})
+				props, exchange, headers := recordAMQP(r.Headers)
+				out = append(out, FetchedRecord{Topic: topic, Partition: partition, Offset: r.Offset, Timestamp: r.Timestamp, Key: r.Key, Value: r.Value,
+					Headers: headers, Properties: props, Exchange: exchange})
 			}
 			return true
 		})

@@ -147,27 +147,34 @@ type Record struct {
 	Key       []byte
 	Value     []byte
 	Headers   []Header
+	// Properties and Exchange are those of a record written from an AMQP
+	// message; nil and empty otherwise.
+	Properties *Properties
+	Exchange   string
 }
 
 type recordOut struct {
-	Type      string          `json:"type"`
-	Sub       string          `json:"sub"`
-	Topic     string          `json:"topic"`
-	Partition int32           `json:"partition"`
-	Offset    int64           `json:"offset"`
-	Timestamp int64           `json:"timestamp"`
-	Key       *string         `json:"key,omitempty"`
-	KeyB64    *string         `json:"key_b64,omitempty"`
-	Value     *string         `json:"value,omitempty"`
-	ValueB64  *string         `json:"value_b64,omitempty"`
-	Null      bool            `json:"null_value,omitempty"`
-	Headers   []wireHeaderOut `json:"headers,omitempty"`
+	Type       string          `json:"type"`
+	Sub        string          `json:"sub"`
+	Topic      string          `json:"topic"`
+	Partition  int32           `json:"partition"`
+	Offset     int64           `json:"offset"`
+	Timestamp  int64           `json:"timestamp"`
+	Key        *string         `json:"key,omitempty"`
+	KeyB64     *string         `json:"key_b64,omitempty"`
+	Value      *string         `json:"value,omitempty"`
+	ValueB64   *string         `json:"value_b64,omitempty"`
+	Null       bool            `json:"null_value,omitempty"`
+	Headers    []wireHeaderOut `json:"headers,omitempty"`
+	Exchange   string          `json:"exchange,omitempty"`
+	Properties *Properties     `json:"properties,omitempty"`
 }
 
 // EncodeRecord encodes a record, as a text frame or, with asBinary, as a
 // binary frame whose payload is the value.
 func EncodeRecord(r Record, asBinary bool) Frame {
-	out := recordOut{Type: "record", Sub: r.Sub, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp}
+	out := recordOut{Type: "record", Sub: r.Sub, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp,
+		Exchange: r.Exchange, Properties: r.Properties}
 	out.Key, out.KeyB64 = bytesOut(r.Key)
 	for _, h := range r.Headers {
 		ho := wireHeaderOut{Key: h.Key}

@@ -431,14 +431,22 @@ func (x *ProduceResponse) GetPositions() []*RecordPosition {
 
 // Record is a record read from a partition.
 type Record struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
-	Partition     int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
-	Offset        int64                  `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
-	TimestampMs   int64                  `protobuf:"varint,4,opt,name=timestamp_ms,json=timestampMs,proto3" json:"timestamp_ms,omitempty"`
-	Key           []byte                 `protobuf:"bytes,5,opt,name=key,proto3,oneof" json:"key,omitempty"`
-	Value         []byte                 `protobuf:"bytes,6,opt,name=value,proto3,oneof" json:"value,omitempty"`
-	Headers       []*Header              `protobuf:"bytes,7,rep,name=headers,proto3" json:"headers,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Topic       string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Partition   int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	Offset      int64                  `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
+	TimestampMs int64                  `protobuf:"varint,4,opt,name=timestamp_ms,json=timestampMs,proto3" json:"timestamp_ms,omitempty"`
+	Key         []byte                 `protobuf:"bytes,5,opt,name=key,proto3,oneof" json:"key,omitempty"`
+	Value       []byte                 `protobuf:"bytes,6,opt,name=value,proto3,oneof" json:"value,omitempty"`
+	// The headers, without x-amqp-properties when properties holds it
+	// decoded.
+	Headers []*Header `protobuf:"bytes,7,rep,name=headers,proto3" json:"headers,omitempty"`
+	// For a record written from an AMQP message: its basic properties,
+	// decoded from the x-amqp-properties header.
+	Properties *Properties `protobuf:"bytes,8,opt,name=properties,proto3" json:"properties,omitempty"`
+	// For a record written from an AMQP message: the exchange it was
+	// published to (the x-amqp-exchange header).
+	Exchange      string `protobuf:"bytes,9,opt,name=exchange,proto3" json:"exchange,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -520,6 +528,20 @@ func (x *Record) GetHeaders() []*Header {
 		return x.Headers
 	}
 	return nil
+}
+
+func (x *Record) GetProperties() *Properties {
+	if x != nil {
+		return x.Properties
+	}
+	return nil
+}
+
+func (x *Record) GetExchange() string {
+	if x != nil {
+		return x.Exchange
+	}
+	return ""
 }
 
 type SubscribeTopicRequest struct {
@@ -3741,7 +3763,7 @@ const file_wharf_v1_wharf_proto_rawDesc = "" +
 	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x03R\x06offset\"I\n" +
 	"\x0fProduceResponse\x126\n" +
-	"\tpositions\x18\x01 \x03(\v2\x18.wharf.v1.RecordPositionR\tpositions\"\xe7\x01\n" +
+	"\tpositions\x18\x01 \x03(\v2\x18.wharf.v1.RecordPositionR\tpositions\"\xb9\x02\n" +
 	"\x06Record\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x16\n" +
@@ -3749,7 +3771,11 @@ const file_wharf_v1_wharf_proto_rawDesc = "" +
 	"\ftimestamp_ms\x18\x04 \x01(\x03R\vtimestampMs\x12\x15\n" +
 	"\x03key\x18\x05 \x01(\fH\x00R\x03key\x88\x01\x01\x12\x19\n" +
 	"\x05value\x18\x06 \x01(\fH\x01R\x05value\x88\x01\x01\x12*\n" +
-	"\aheaders\x18\a \x03(\v2\x10.wharf.v1.HeaderR\aheadersB\x06\n" +
+	"\aheaders\x18\a \x03(\v2\x10.wharf.v1.HeaderR\aheaders\x124\n" +
+	"\n" +
+	"properties\x18\b \x01(\v2\x14.wharf.v1.PropertiesR\n" +
+	"properties\x12\x1a\n" +
+	"\bexchange\x18\t \x01(\tR\bexchangeB\x06\n" +
 	"\x04_keyB\b\n" +
 	"\x06_value\"\xb3\x02\n" +
 	"\x15SubscribeTopicRequest\x12\x14\n" +
@@ -4117,85 +4143,86 @@ var file_wharf_v1_wharf_proto_depIdxs = []int32{
 	3,  // 1: wharf.v1.ProduceRequest.records:type_name -> wharf.v1.ProduceRecord
 	5,  // 2: wharf.v1.ProduceResponse.positions:type_name -> wharf.v1.RecordPosition
 	2,  // 3: wharf.v1.Record.headers:type_name -> wharf.v1.Header
-	0,  // 4: wharf.v1.SubscribeTopicRequest.start:type_name -> wharf.v1.Start
-	60, // 5: wharf.v1.SubscribeTopicRequest.offsets:type_name -> wharf.v1.SubscribeTopicRequest.OffsetsEntry
-	61, // 6: wharf.v1.TopicSubscribed.start_offsets:type_name -> wharf.v1.TopicSubscribed.StartOffsetsEntry
-	9,  // 7: wharf.v1.SubscribeTopicResponse.subscribed:type_name -> wharf.v1.TopicSubscribed
-	7,  // 8: wharf.v1.SubscribeTopicResponse.record:type_name -> wharf.v1.Record
-	63, // 9: wharf.v1.Properties.headers:type_name -> google.protobuf.Struct
-	11, // 10: wharf.v1.PublishRequest.properties:type_name -> wharf.v1.Properties
-	14, // 11: wharf.v1.SubscribeQueueRequest.subscribe:type_name -> wharf.v1.QueueSubscription
-	15, // 12: wharf.v1.SubscribeQueueRequest.ack:type_name -> wharf.v1.Ack
-	16, // 13: wharf.v1.SubscribeQueueRequest.nack:type_name -> wharf.v1.Nack
-	11, // 14: wharf.v1.Delivery.properties:type_name -> wharf.v1.Properties
-	18, // 15: wharf.v1.SubscribeQueueResponse.subscribed:type_name -> wharf.v1.QueueSubscribed
-	19, // 16: wharf.v1.SubscribeQueueResponse.delivery:type_name -> wharf.v1.Delivery
-	21, // 17: wharf.v1.ListTopicsResponse.topics:type_name -> wharf.v1.TopicSummary
-	62, // 18: wharf.v1.CreateTopicRequest.configs:type_name -> wharf.v1.CreateTopicRequest.ConfigsEntry
-	21, // 19: wharf.v1.CreateTopicResponse.topic:type_name -> wharf.v1.TopicSummary
-	21, // 20: wharf.v1.DescribeTopicResponse.topic:type_name -> wharf.v1.TopicSummary
-	29, // 21: wharf.v1.DescribeTopicResponse.partitions:type_name -> wharf.v1.PartitionInfo
-	30, // 22: wharf.v1.DescribeTopicResponse.configs:type_name -> wharf.v1.ConfigEntry
-	63, // 23: wharf.v1.QueueInfo.arguments:type_name -> google.protobuf.Struct
-	32, // 24: wharf.v1.ListQueuesResponse.queues:type_name -> wharf.v1.QueueInfo
-	63, // 25: wharf.v1.DeclareQueueRequest.arguments:type_name -> google.protobuf.Struct
-	32, // 26: wharf.v1.DeclareQueueResponse.queue:type_name -> wharf.v1.QueueInfo
-	63, // 27: wharf.v1.ExchangeInfo.arguments:type_name -> google.protobuf.Struct
-	39, // 28: wharf.v1.ListExchangesResponse.exchanges:type_name -> wharf.v1.ExchangeInfo
-	63, // 29: wharf.v1.DeclareExchangeRequest.arguments:type_name -> google.protobuf.Struct
-	39, // 30: wharf.v1.DeclareExchangeResponse.exchange:type_name -> wharf.v1.ExchangeInfo
-	1,  // 31: wharf.v1.Binding.destination_type:type_name -> wharf.v1.DestinationType
-	63, // 32: wharf.v1.Binding.arguments:type_name -> google.protobuf.Struct
-	46, // 33: wharf.v1.ListBindingsResponse.bindings:type_name -> wharf.v1.Binding
-	46, // 34: wharf.v1.BindRequest.binding:type_name -> wharf.v1.Binding
-	46, // 35: wharf.v1.UnbindRequest.binding:type_name -> wharf.v1.Binding
-	53, // 36: wharf.v1.ListGroupsResponse.groups:type_name -> wharf.v1.GroupSummary
-	53, // 37: wharf.v1.DescribeGroupResponse.group:type_name -> wharf.v1.GroupSummary
-	57, // 38: wharf.v1.DescribeGroupResponse.members:type_name -> wharf.v1.GroupMember
-	58, // 39: wharf.v1.DescribeGroupResponse.offsets:type_name -> wharf.v1.GroupOffset
-	4,  // 40: wharf.v1.MessagingService.Produce:input_type -> wharf.v1.ProduceRequest
-	12, // 41: wharf.v1.MessagingService.Publish:input_type -> wharf.v1.PublishRequest
-	8,  // 42: wharf.v1.MessagingService.SubscribeTopic:input_type -> wharf.v1.SubscribeTopicRequest
-	17, // 43: wharf.v1.MessagingService.SubscribeQueue:input_type -> wharf.v1.SubscribeQueueRequest
-	22, // 44: wharf.v1.AdminService.ListTopics:input_type -> wharf.v1.ListTopicsRequest
-	24, // 45: wharf.v1.AdminService.CreateTopic:input_type -> wharf.v1.CreateTopicRequest
-	26, // 46: wharf.v1.AdminService.DeleteTopic:input_type -> wharf.v1.DeleteTopicRequest
-	28, // 47: wharf.v1.AdminService.DescribeTopic:input_type -> wharf.v1.DescribeTopicRequest
-	33, // 48: wharf.v1.AdminService.ListQueues:input_type -> wharf.v1.ListQueuesRequest
-	35, // 49: wharf.v1.AdminService.DeclareQueue:input_type -> wharf.v1.DeclareQueueRequest
-	37, // 50: wharf.v1.AdminService.DeleteQueue:input_type -> wharf.v1.DeleteQueueRequest
-	40, // 51: wharf.v1.AdminService.ListExchanges:input_type -> wharf.v1.ListExchangesRequest
-	42, // 52: wharf.v1.AdminService.DeclareExchange:input_type -> wharf.v1.DeclareExchangeRequest
-	44, // 53: wharf.v1.AdminService.DeleteExchange:input_type -> wharf.v1.DeleteExchangeRequest
-	47, // 54: wharf.v1.AdminService.ListBindings:input_type -> wharf.v1.ListBindingsRequest
-	49, // 55: wharf.v1.AdminService.Bind:input_type -> wharf.v1.BindRequest
-	51, // 56: wharf.v1.AdminService.Unbind:input_type -> wharf.v1.UnbindRequest
-	54, // 57: wharf.v1.AdminService.ListGroups:input_type -> wharf.v1.ListGroupsRequest
-	56, // 58: wharf.v1.AdminService.DescribeGroup:input_type -> wharf.v1.DescribeGroupRequest
-	6,  // 59: wharf.v1.MessagingService.Produce:output_type -> wharf.v1.ProduceResponse
-	13, // 60: wharf.v1.MessagingService.Publish:output_type -> wharf.v1.PublishResponse
-	10, // 61: wharf.v1.MessagingService.SubscribeTopic:output_type -> wharf.v1.SubscribeTopicResponse
-	20, // 62: wharf.v1.MessagingService.SubscribeQueue:output_type -> wharf.v1.SubscribeQueueResponse
-	23, // 63: wharf.v1.AdminService.ListTopics:output_type -> wharf.v1.ListTopicsResponse
-	25, // 64: wharf.v1.AdminService.CreateTopic:output_type -> wharf.v1.CreateTopicResponse
-	27, // 65: wharf.v1.AdminService.DeleteTopic:output_type -> wharf.v1.DeleteTopicResponse
-	31, // 66: wharf.v1.AdminService.DescribeTopic:output_type -> wharf.v1.DescribeTopicResponse
-	34, // 67: wharf.v1.AdminService.ListQueues:output_type -> wharf.v1.ListQueuesResponse
-	36, // 68: wharf.v1.AdminService.DeclareQueue:output_type -> wharf.v1.DeclareQueueResponse
-	38, // 69: wharf.v1.AdminService.DeleteQueue:output_type -> wharf.v1.DeleteQueueResponse
-	41, // 70: wharf.v1.AdminService.ListExchanges:output_type -> wharf.v1.ListExchangesResponse
-	43, // 71: wharf.v1.AdminService.DeclareExchange:output_type -> wharf.v1.DeclareExchangeResponse
-	45, // 72: wharf.v1.AdminService.DeleteExchange:output_type -> wharf.v1.DeleteExchangeResponse
-	48, // 73: wharf.v1.AdminService.ListBindings:output_type -> wharf.v1.ListBindingsResponse
-	50, // 74: wharf.v1.AdminService.Bind:output_type -> wharf.v1.BindResponse
-	52, // 75: wharf.v1.AdminService.Unbind:output_type -> wharf.v1.UnbindResponse
-	55, // 76: wharf.v1.AdminService.ListGroups:output_type -> wharf.v1.ListGroupsResponse
-	59, // 77: wharf.v1.AdminService.DescribeGroup:output_type -> wharf.v1.DescribeGroupResponse
-	59, // [59:78] is the sub-list for method output_type
-	40, // [40:59] is the sub-list for method input_type
-	40, // [40:40] is the sub-list for extension type_name
-	40, // [40:40] is the sub-list for extension extendee
-	0,  // [0:40] is the sub-list for field type_name
+	11, // 4: wharf.v1.Record.properties:type_name -> wharf.v1.Properties
+	0,  // 5: wharf.v1.SubscribeTopicRequest.start:type_name -> wharf.v1.Start
+	60, // 6: wharf.v1.SubscribeTopicRequest.offsets:type_name -> wharf.v1.SubscribeTopicRequest.OffsetsEntry
+	61, // 7: wharf.v1.TopicSubscribed.start_offsets:type_name -> wharf.v1.TopicSubscribed.StartOffsetsEntry
+	9,  // 8: wharf.v1.SubscribeTopicResponse.subscribed:type_name -> wharf.v1.TopicSubscribed
+	7,  // 9: wharf.v1.SubscribeTopicResponse.record:type_name -> wharf.v1.Record
+	63, // 10: wharf.v1.Properties.headers:type_name -> google.protobuf.Struct
+	11, // 11: wharf.v1.PublishRequest.properties:type_name -> wharf.v1.Properties
+	14, // 12: wharf.v1.SubscribeQueueRequest.subscribe:type_name -> wharf.v1.QueueSubscription
+	15, // 13: wharf.v1.SubscribeQueueRequest.ack:type_name -> wharf.v1.Ack
+	16, // 14: wharf.v1.SubscribeQueueRequest.nack:type_name -> wharf.v1.Nack
+	11, // 15: wharf.v1.Delivery.properties:type_name -> wharf.v1.Properties
+	18, // 16: wharf.v1.SubscribeQueueResponse.subscribed:type_name -> wharf.v1.QueueSubscribed
+	19, // 17: wharf.v1.SubscribeQueueResponse.delivery:type_name -> wharf.v1.Delivery
+	21, // 18: wharf.v1.ListTopicsResponse.topics:type_name -> wharf.v1.TopicSummary
+	62, // 19: wharf.v1.CreateTopicRequest.configs:type_name -> wharf.v1.CreateTopicRequest.ConfigsEntry
+	21, // 20: wharf.v1.CreateTopicResponse.topic:type_name -> wharf.v1.TopicSummary
+	21, // 21: wharf.v1.DescribeTopicResponse.topic:type_name -> wharf.v1.TopicSummary
+	29, // 22: wharf.v1.DescribeTopicResponse.partitions:type_name -> wharf.v1.PartitionInfo
+	30, // 23: wharf.v1.DescribeTopicResponse.configs:type_name -> wharf.v1.ConfigEntry
+	63, // 24: wharf.v1.QueueInfo.arguments:type_name -> google.protobuf.Struct
+	32, // 25: wharf.v1.ListQueuesResponse.queues:type_name -> wharf.v1.QueueInfo
+	63, // 26: wharf.v1.DeclareQueueRequest.arguments:type_name -> google.protobuf.Struct
+	32, // 27: wharf.v1.DeclareQueueResponse.queue:type_name -> wharf.v1.QueueInfo
+	63, // 28: wharf.v1.ExchangeInfo.arguments:type_name -> google.protobuf.Struct
+	39, // 29: wharf.v1.ListExchangesResponse.exchanges:type_name -> wharf.v1.ExchangeInfo
+	63, // 30: wharf.v1.DeclareExchangeRequest.arguments:type_name -> google.protobuf.Struct
+	39, // 31: wharf.v1.DeclareExchangeResponse.exchange:type_name -> wharf.v1.ExchangeInfo
+	1,  // 32: wharf.v1.Binding.destination_type:type_name -> wharf.v1.DestinationType
+	63, // 33: wharf.v1.Binding.arguments:type_name -> google.protobuf.Struct
+	46, // 34: wharf.v1.ListBindingsResponse.bindings:type_name -> wharf.v1.Binding
+	46, // 35: wharf.v1.BindRequest.binding:type_name -> wharf.v1.Binding
+	46, // 36: wharf.v1.UnbindRequest.binding:type_name -> wharf.v1.Binding
+	53, // 37: wharf.v1.ListGroupsResponse.groups:type_name -> wharf.v1.GroupSummary
+	53, // 38: wharf.v1.DescribeGroupResponse.group:type_name -> wharf.v1.GroupSummary
+	57, // 39: wharf.v1.DescribeGroupResponse.members:type_name -> wharf.v1.GroupMember
+	58, // 40: wharf.v1.DescribeGroupResponse.offsets:type_name -> wharf.v1.GroupOffset
+	4,  // 41: wharf.v1.MessagingService.Produce:input_type -> wharf.v1.ProduceRequest
+	12, // 42: wharf.v1.MessagingService.Publish:input_type -> wharf.v1.PublishRequest
+	8,  // 43: wharf.v1.MessagingService.SubscribeTopic:input_type -> wharf.v1.SubscribeTopicRequest
+	17, // 44: wharf.v1.MessagingService.SubscribeQueue:input_type -> wharf.v1.SubscribeQueueRequest
+	22, // 45: wharf.v1.AdminService.ListTopics:input_type -> wharf.v1.ListTopicsRequest
+	24, // 46: wharf.v1.AdminService.CreateTopic:input_type -> wharf.v1.CreateTopicRequest
+	26, // 47: wharf.v1.AdminService.DeleteTopic:input_type -> wharf.v1.DeleteTopicRequest
+	28, // 48: wharf.v1.AdminService.DescribeTopic:input_type -> wharf.v1.DescribeTopicRequest
+	33, // 49: wharf.v1.AdminService.ListQueues:input_type -> wharf.v1.ListQueuesRequest
+	35, // 50: wharf.v1.AdminService.DeclareQueue:input_type -> wharf.v1.DeclareQueueRequest
+	37, // 51: wharf.v1.AdminService.DeleteQueue:input_type -> wharf.v1.DeleteQueueRequest
+	40, // 52: wharf.v1.AdminService.ListExchanges:input_type -> wharf.v1.ListExchangesRequest
+	42, // 53: wharf.v1.AdminService.DeclareExchange:input_type -> wharf.v1.DeclareExchangeRequest
+	44, // 54: wharf.v1.AdminService.DeleteExchange:input_type -> wharf.v1.DeleteExchangeRequest
+	47, // 55: wharf.v1.AdminService.ListBindings:input_type -> wharf.v1.ListBindingsRequest
+	49, // 56: wharf.v1.AdminService.Bind:input_type -> wharf.v1.BindRequest
+	51, // 57: wharf.v1.AdminService.Unbind:input_type -> wharf.v1.UnbindRequest
+	54, // 58: wharf.v1.AdminService.ListGroups:input_type -> wharf.v1.ListGroupsRequest
+	56, // 59: wharf.v1.AdminService.DescribeGroup:input_type -> wharf.v1.DescribeGroupRequest
+	6,  // 60: wharf.v1.MessagingService.Produce:output_type -> wharf.v1.ProduceResponse
+	13, // 61: wharf.v1.MessagingService.Publish:output_type -> wharf.v1.PublishResponse
+	10, // 62: wharf.v1.MessagingService.SubscribeTopic:output_type -> wharf.v1.SubscribeTopicResponse
+	20, // 63: wharf.v1.MessagingService.SubscribeQueue:output_type -> wharf.v1.SubscribeQueueResponse
+	23, // 64: wharf.v1.AdminService.ListTopics:output_type -> wharf.v1.ListTopicsResponse
+	25, // 65: wharf.v1.AdminService.CreateTopic:output_type -> wharf.v1.CreateTopicResponse
+	27, // 66: wharf.v1.AdminService.DeleteTopic:output_type -> wharf.v1.DeleteTopicResponse
+	31, // 67: wharf.v1.AdminService.DescribeTopic:output_type -> wharf.v1.DescribeTopicResponse
+	34, // 68: wharf.v1.AdminService.ListQueues:output_type -> wharf.v1.ListQueuesResponse
+	36, // 69: wharf.v1.AdminService.DeclareQueue:output_type -> wharf.v1.DeclareQueueResponse
+	38, // 70: wharf.v1.AdminService.DeleteQueue:output_type -> wharf.v1.DeleteQueueResponse
+	41, // 71: wharf.v1.AdminService.ListExchanges:output_type -> wharf.v1.ListExchangesResponse
+	43, // 72: wharf.v1.AdminService.DeclareExchange:output_type -> wharf.v1.DeclareExchangeResponse
+	45, // 73: wharf.v1.AdminService.DeleteExchange:output_type -> wharf.v1.DeleteExchangeResponse
+	48, // 74: wharf.v1.AdminService.ListBindings:output_type -> wharf.v1.ListBindingsResponse
+	50, // 75: wharf.v1.AdminService.Bind:output_type -> wharf.v1.BindResponse
+	52, // 76: wharf.v1.AdminService.Unbind:output_type -> wharf.v1.UnbindResponse
+	55, // 77: wharf.v1.AdminService.ListGroups:output_type -> wharf.v1.ListGroupsResponse
+	59, // 78: wharf.v1.AdminService.DescribeGroup:output_type -> wharf.v1.DescribeGroupResponse
+	60, // [60:79] is the sub-list for method output_type
+	41, // [41:60] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_wharf_v1_wharf_proto_init() }
