@@ -32,8 +32,12 @@ const (
 	DefaultVhost    = "/"
 )
 
-// TagAdministrator is the tag that lets a user use the admin API.
-const TagAdministrator = "administrator"
+// TagAdministrator is the tag that lets a user use the admin API;
+// TagMonitoring lets a user read its listings.
+const (
+	TagAdministrator = "administrator"
+	TagMonitoring    = "monitoring"
+)
 
 const saltLen = 4
 

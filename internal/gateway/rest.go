@@ -48,6 +48,9 @@ type restRoute struct {
 	// public routes are served without credentials (the OpenAPI
 	// document); every other route needs a login.
 	public bool
+	// allow, if set, decides whether the logged-in user may make the
+	// request (rest_access.go); nil lets any logged-in user.
+	allow restAllow
 }
 
 // restHandler serves one request; an error it returns becomes the JSON
@@ -72,6 +75,7 @@ type restAPI struct {
 	userLimits *limits.Users
 	refusals   *limits.LogSampler
 	bridges    *broker.Bridges // nil: none configured
+	access     service.Access  // what each user may do (rest_access.go)
 }
 
 // restPath is one pattern with its methods.
@@ -98,6 +102,7 @@ func newRESTAPI(o Options, logger *slog.Logger) *restAPI {
 		userLimits: o.UserLimits,
 		refusals:   limits.NewLogSampler(logger, 0, nil),
 		bridges:    o.Bridges,
+		access:     o.Service.Access(),
 	}
 	for _, rt := range a.routes() {
 		a.add(rt)
@@ -114,61 +119,61 @@ func (a *restAPI) routes() []restRoute {
 		{method: http.MethodGet, pattern: v1 + "/server", handle: a.serverInfo},
 
 		// Topics (rest_topics.go).
-		{method: http.MethodGet, pattern: v1 + "/topics", handle: a.listTopics},
+		{method: http.MethodGet, pattern: v1 + "/topics", handle: a.listTopics, allow: allowMonitor},
 		{method: http.MethodPost, pattern: v1 + "/topics", handle: a.createTopic},
-		{method: http.MethodGet, pattern: v1 + "/topics/{topic}", handle: a.describeTopic},
-		{method: http.MethodDelete, pattern: v1 + "/topics/{topic}", handle: a.deleteTopic},
-		{method: http.MethodGet, pattern: v1 + "/topics/{topic}/configs", handle: a.topicConfigs},
-		{method: http.MethodPut, pattern: v1 + "/topics/{topic}/configs", handle: a.replaceTopicConfigs},
-		{method: http.MethodPatch, pattern: v1 + "/topics/{topic}/configs", handle: a.alterTopicConfigs},
-		{method: http.MethodPost, pattern: v1 + "/topics/{topic}/partitions", handle: a.createPartitions},
-		{method: http.MethodPost, pattern: v1 + "/topics/{topic}/records", handle: a.produce},
-		{method: http.MethodGet, pattern: v1 + "/topics/{topic}/partitions/{partition}/records", handle: a.fetch},
+		{method: http.MethodGet, pattern: v1 + "/topics/{topic}", handle: a.describeTopic, allow: allowTopic(auth.Read)},
+		{method: http.MethodDelete, pattern: v1 + "/topics/{topic}", handle: a.deleteTopic, allow: allowTopic(auth.Configure)},
+		{method: http.MethodGet, pattern: v1 + "/topics/{topic}/configs", handle: a.topicConfigs, allow: allowTopic(auth.Read)},
+		{method: http.MethodPut, pattern: v1 + "/topics/{topic}/configs", handle: a.replaceTopicConfigs, allow: allowTopic(auth.Configure)},
+		{method: http.MethodPatch, pattern: v1 + "/topics/{topic}/configs", handle: a.alterTopicConfigs, allow: allowTopic(auth.Configure)},
+		{method: http.MethodPost, pattern: v1 + "/topics/{topic}/partitions", handle: a.createPartitions, allow: allowTopic(auth.Configure)},
+		{method: http.MethodPost, pattern: v1 + "/topics/{topic}/records", handle: a.produce, allow: allowTopic(auth.Write)},
+		{method: http.MethodGet, pattern: v1 + "/topics/{topic}/partitions/{partition}/records", handle: a.fetch, allow: allowTopic(auth.Read)},
 
 		// Consumer groups (rest_topics.go).
-		{method: http.MethodGet, pattern: v1 + "/groups", handle: a.listGroups},
-		{method: http.MethodGet, pattern: v1 + "/groups/{group}", handle: a.describeGroup},
-		{method: http.MethodDelete, pattern: v1 + "/groups/{group}", handle: a.deleteGroup},
-		{method: http.MethodGet, pattern: v1 + "/groups/{group}/offsets", handle: a.groupOffsets},
-		{method: http.MethodPost, pattern: v1 + "/groups/{group}/offsets", handle: a.commitOffsets},
+		{method: http.MethodGet, pattern: v1 + "/groups", handle: a.listGroups, allow: allowMonitor},
+		{method: http.MethodGet, pattern: v1 + "/groups/{group}", handle: a.describeGroup, allow: allowGroup(auth.Read)},
+		{method: http.MethodDelete, pattern: v1 + "/groups/{group}", handle: a.deleteGroup, allow: allowGroup(auth.Configure)},
+		{method: http.MethodGet, pattern: v1 + "/groups/{group}/offsets", handle: a.groupOffsets, allow: allowGroup(auth.Read)},
+		{method: http.MethodPost, pattern: v1 + "/groups/{group}/offsets", handle: a.commitOffsets, allow: allowGroup(auth.Read)},
 
 		// Messages (rest_messages.go).
-		{method: http.MethodPost, pattern: v1 + "/vhosts/{vhost}/exchanges/{exchange}/publish", handle: a.publish},
-		{method: http.MethodPost, pattern: v1 + "/vhosts/{vhost}/queues/{queue}/get", handle: a.getMessages},
+		{method: http.MethodPost, pattern: v1 + "/vhosts/{vhost}/exchanges/{exchange}/publish", handle: a.publish, allow: allowExchange(auth.Write)},
+		{method: http.MethodPost, pattern: v1 + "/vhosts/{vhost}/queues/{queue}/get", handle: a.getMessages, allow: allowQueue(auth.Read)},
 
 		// Vhosts, exchanges, queues and bindings (rest_admin.go).
-		{method: http.MethodGet, pattern: v1 + "/vhosts", handle: a.listVhosts},
-		{method: http.MethodGet, pattern: v1 + "/vhosts/{vhost}", handle: a.getVhost},
-		{method: http.MethodPut, pattern: v1 + "/vhosts/{vhost}", handle: a.putVhost},
-		{method: http.MethodGet, pattern: v1 + "/vhosts/{vhost}/exchanges", handle: a.listExchanges},
-		{method: http.MethodGet, pattern: v1 + "/vhosts/{vhost}/exchanges/{exchange}", handle: a.getExchange},
-		{method: http.MethodPut, pattern: v1 + "/vhosts/{vhost}/exchanges/{exchange}", handle: a.putExchange},
-		{method: http.MethodDelete, pattern: v1 + "/vhosts/{vhost}/exchanges/{exchange}", handle: a.deleteExchange},
-		{method: http.MethodGet, pattern: v1 + "/vhosts/{vhost}/queues", handle: a.listQueues},
-		{method: http.MethodGet, pattern: v1 + "/vhosts/{vhost}/queues/{queue}", handle: a.getQueue},
-		{method: http.MethodPut, pattern: v1 + "/vhosts/{vhost}/queues/{queue}", handle: a.putQueue},
-		{method: http.MethodDelete, pattern: v1 + "/vhosts/{vhost}/queues/{queue}", handle: a.deleteQueue},
-		{method: http.MethodDelete, pattern: v1 + "/vhosts/{vhost}/queues/{queue}/contents", handle: a.purgeQueue},
-		{method: http.MethodGet, pattern: v1 + "/vhosts/{vhost}/bindings", handle: a.listBindings},
-		{method: http.MethodGet, pattern: v1 + "/vhosts/{vhost}/bindings/e/{source}/q/{destination}", handle: a.getBindings(false)},
-		{method: http.MethodPut, pattern: v1 + "/vhosts/{vhost}/bindings/e/{source}/q/{destination}", handle: a.bind(false)},
-		{method: http.MethodDelete, pattern: v1 + "/vhosts/{vhost}/bindings/e/{source}/q/{destination}", handle: a.unbind(false)},
-		{method: http.MethodGet, pattern: v1 + "/vhosts/{vhost}/bindings/e/{source}/e/{destination}", handle: a.getBindings(true)},
-		{method: http.MethodPut, pattern: v1 + "/vhosts/{vhost}/bindings/e/{source}/e/{destination}", handle: a.bind(true)},
-		{method: http.MethodDelete, pattern: v1 + "/vhosts/{vhost}/bindings/e/{source}/e/{destination}", handle: a.unbind(true)},
+		{method: http.MethodGet, pattern: v1 + "/vhosts", handle: a.listVhosts, allow: allowMonitor},
+		{method: http.MethodGet, pattern: v1 + "/vhosts/{vhost}", handle: a.getVhost, allow: allowMonitor},
+		{method: http.MethodPut, pattern: v1 + "/vhosts/{vhost}", handle: a.putVhost, allow: allowAdmin},
+		{method: http.MethodGet, pattern: v1 + "/vhosts/{vhost}/exchanges", handle: a.listExchanges, allow: allowMonitor},
+		{method: http.MethodGet, pattern: v1 + "/vhosts/{vhost}/exchanges/{exchange}", handle: a.getExchange, allow: allowMonitor},
+		{method: http.MethodPut, pattern: v1 + "/vhosts/{vhost}/exchanges/{exchange}", handle: a.putExchange, allow: allowExchange(auth.Configure)},
+		{method: http.MethodDelete, pattern: v1 + "/vhosts/{vhost}/exchanges/{exchange}", handle: a.deleteExchange, allow: allowExchange(auth.Configure)},
+		{method: http.MethodGet, pattern: v1 + "/vhosts/{vhost}/queues", handle: a.listQueues, allow: allowMonitor},
+		{method: http.MethodGet, pattern: v1 + "/vhosts/{vhost}/queues/{queue}", handle: a.getQueue, allow: allowMonitor},
+		{method: http.MethodPut, pattern: v1 + "/vhosts/{vhost}/queues/{queue}", handle: a.putQueue, allow: allowQueue(auth.Configure)},
+		{method: http.MethodDelete, pattern: v1 + "/vhosts/{vhost}/queues/{queue}", handle: a.deleteQueue, allow: allowQueue(auth.Configure)},
+		{method: http.MethodDelete, pattern: v1 + "/vhosts/{vhost}/queues/{queue}/contents", handle: a.purgeQueue, allow: allowQueue(auth.Read)},
+		{method: http.MethodGet, pattern: v1 + "/vhosts/{vhost}/bindings", handle: a.listBindings, allow: allowMonitor},
+		{method: http.MethodGet, pattern: v1 + "/vhosts/{vhost}/bindings/e/{source}/q/{destination}", handle: a.getBindings(false), allow: allowMonitor},
+		{method: http.MethodPut, pattern: v1 + "/vhosts/{vhost}/bindings/e/{source}/q/{destination}", handle: a.bind(false), allow: allowBinding(false)},
+		{method: http.MethodDelete, pattern: v1 + "/vhosts/{vhost}/bindings/e/{source}/q/{destination}", handle: a.unbind(false), allow: allowBinding(false)},
+		{method: http.MethodGet, pattern: v1 + "/vhosts/{vhost}/bindings/e/{source}/e/{destination}", handle: a.getBindings(true), allow: allowMonitor},
+		{method: http.MethodPut, pattern: v1 + "/vhosts/{vhost}/bindings/e/{source}/e/{destination}", handle: a.bind(true), allow: allowBinding(true)},
+		{method: http.MethodDelete, pattern: v1 + "/vhosts/{vhost}/bindings/e/{source}/e/{destination}", handle: a.unbind(true), allow: allowBinding(true)},
 
 		// Bridge rules (rest_bridges.go).
-		{method: http.MethodGet, pattern: v1 + "/bridges", handle: a.listBridges},
+		{method: http.MethodGet, pattern: v1 + "/bridges", handle: a.listBridges, allow: allowMonitor},
 
 		// Users (rest_admin.go).
-		{method: http.MethodGet, pattern: v1 + "/users", handle: a.listUsers},
-		{method: http.MethodGet, pattern: v1 + "/users/{name}", handle: a.getUser},
-		{method: http.MethodPut, pattern: v1 + "/users/{name}", handle: a.putUser},
-		{method: http.MethodDelete, pattern: v1 + "/users/{name}", handle: a.deleteUser},
-		{method: http.MethodGet, pattern: v1 + "/users/{name}/permissions", handle: a.userPermissions},
-		{method: http.MethodGet, pattern: v1 + "/permissions", handle: a.listPermissions},
-		{method: http.MethodPut, pattern: v1 + "/permissions/{vhost}/{user}", handle: a.putPermission},
-		{method: http.MethodDelete, pattern: v1 + "/permissions/{vhost}/{user}", handle: a.deletePermission},
+		{method: http.MethodGet, pattern: v1 + "/users", handle: a.listUsers, allow: allowAdmin},
+		{method: http.MethodGet, pattern: v1 + "/users/{name}", handle: a.getUser, allow: allowAdmin},
+		{method: http.MethodPut, pattern: v1 + "/users/{name}", handle: a.putUser, allow: allowAdmin},
+		{method: http.MethodDelete, pattern: v1 + "/users/{name}", handle: a.deleteUser, allow: allowAdmin},
+		{method: http.MethodGet, pattern: v1 + "/users/{name}/permissions", handle: a.userPermissions, allow: allowAdmin},
+		{method: http.MethodGet, pattern: v1 + "/permissions", handle: a.listPermissions, allow: allowAdmin},
+		{method: http.MethodPut, pattern: v1 + "/permissions/{vhost}/{user}", handle: a.putPermission, allow: allowAdmin},
+		{method: http.MethodDelete, pattern: v1 + "/permissions/{vhost}/{user}", handle: a.deletePermission, allow: allowAdmin},
 	}
 }
 
@@ -276,6 +281,12 @@ func (a *restAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			j++
 		}
 	}
+	if rt.allow != nil {
+		if err := rt.allow(a, r, requestUser(r)); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+	}
 	if err := rt.handle(w, r); err != nil {
 		a.fail(w, r, err)
 	}
@@ -293,8 +304,7 @@ func requestUser(r *http.Request) string {
 // authenticate checks HTTP Basic credentials against the users (guest
 // only from loopback), and answers 401 when they are missing or wrong.
 //
-// Every authenticated user may do everything, administration included:
-// permissions come with issue 9.
+// What the user may then do is each route's allow (rest_access.go).
 func (a *restAPI) authenticate(w http.ResponseWriter, r *http.Request) (string, bool) {
 	user, pass, ok := r.BasicAuth()
 	var err error

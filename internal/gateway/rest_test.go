@@ -45,7 +45,10 @@ func newRESTEnv(t *testing.T) *restEnv {
 	if err := users.Put("alice", "wonderland", false); err != nil {
 		t.Fatal(err)
 	}
-	svc := service.New(b, nil, service.Options{AutoCreateTopics: true, DefaultPartitions: 1, MaxMessageBytes: restMaxMessage})
+	if err := users.SetPermission("alice", "/", auth.Permission{Configure: ".*", Write: ".*", Read: ".*"}); err != nil {
+		t.Fatal(err)
+	}
+	svc := service.New(b, nil, service.Options{AutoCreateTopics: true, DefaultPartitions: 1, MaxMessageBytes: restMaxMessage, Users: users})
 	srv := httptest.NewServer(NewHandler(Options{Service: svc, Users: users}))
 	t.Cleanup(func() {
 		srv.Close()
@@ -329,7 +332,7 @@ func TestRESTAuth(t *testing.T) {
 			}
 		})
 	}
-	if r := e.raw(t, "alice", "wonderland", http.MethodGet, "/api/v1/topics", nil); r.status != http.StatusOK {
+	if r := e.raw(t, "alice", "wonderland", http.MethodGet, "/api/v1/server", nil); r.status != http.StatusOK {
 		t.Fatalf("alice: %d %s", r.status, r.body)
 	}
 	if r := e.raw(t, "guest", "guest", http.MethodGet, "/api/v1/topics", nil); r.status != http.StatusOK {
@@ -346,6 +349,8 @@ func TestRESTAuth(t *testing.T) {
 	if rec.Code != http.StatusUnauthorized {
 		t.Fatalf("guest from 192.0.2.7: %d %s", rec.Code, rec.Body)
 	}
+	req = httptest.NewRequest(http.MethodGet, "/api/v1/server", nil)
+	req.RemoteAddr = "192.0.2.7:4242"
 	req.SetBasicAuth("alice", "wonderland")
 	rec = httptest.NewRecorder()
 	api.ServeHTTP(rec, req)

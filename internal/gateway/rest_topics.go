@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/wharfmq/wharf/internal/auth"
 	"github.com/wharfmq/wharf/internal/broker"
 	"github.com/wharfmq/wharf/internal/gateway/service"
 )
@@ -100,6 +101,9 @@ func (a *restAPI) createTopic(w http.ResponseWriter, r *http.Request) error {
 		Configs    map[string]string `json:"configs"`
 	}
 	if err := a.decodeBody(w, r, &req, false); err != nil {
+		return err
+	}
+	if err := a.access.Topic(requestUser(r), auth.Configure, req.Name); err != nil {
 		return err
 	}
 	partitions := int32(1)
@@ -587,6 +591,11 @@ func (a *restAPI) commitOffsets(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err := a.decodeBody(w, r, &req, false); err != nil {
 		return err
+	}
+	for _, o := range req.Offsets {
+		if err := a.access.Topic(requestUser(r), auth.Read, o.Topic); err != nil {
+			return err
+		}
 	}
 	if len(req.Offsets) == 0 {
 		return invalid("no offsets: give at least one in offsets")

@@ -442,7 +442,7 @@ func TestLimitsConnectionsPerUser(t *testing.T) {
 	}
 
 	// Other users are not affected; guest's connections go on.
-	if status, _ := s.rest(t, "alice", http.MethodGet, "/api/v1/topics", nil); status != http.StatusOK {
+	if status, _ := s.rest(t, "alice", http.MethodGet, "/api/v1/server", nil); status != http.StatusOK {
 		t.Fatalf("alice's REST call: %d", status)
 	}
 	amqpWorks(t, s.amqpDial(t, "alice", "wonder"))

@@ -144,7 +144,7 @@ func RunWithOptions(ctx context.Context, cfg config.Config, logger *slog.Logger,
 			metrics.NewAlarmCollector(b.Alarms()),
 			metrics.NewBridgeCollector(bridges),
 		)
-		svc := newGatewayService(cfg, b, logger)
+		svc := newGatewayService(cfg, b, users, logger)
 		ws, err := newWebSocket(cfg, svc, users, userLimits, logger)
 		if err != nil {
 			return err

@@ -14,11 +14,13 @@ import (
 )
 
 // newGatewayService is the core as the gateway's faces see it.
-func newGatewayService(cfg config.Config, b *broker.Broker, logger *slog.Logger) *service.Service {
+func newGatewayService(cfg config.Config, b *broker.Broker, users *auth.Store, logger *slog.Logger) *service.Service {
 	return service.New(b, logger.With("component", "gateway"), service.Options{
 		AutoCreateTopics:  cfg.AutoCreateTopics,
 		DefaultPartitions: int32(cfg.DefaultPartitions),
 		MaxMessageBytes:   min(cfg.WebSocket.MaxMessageBytes, cfg.Storage.MaxMessageBytes),
+		Users:             users,
+		KafkaVhost:        cfg.KafkaVhost,
 	})
 }
 

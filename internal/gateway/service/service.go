@@ -7,6 +7,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/wharfmq/wharf/internal/auth"
 	"github.com/wharfmq/wharf/internal/broker"
 )
 
@@ -21,6 +22,10 @@ type Options struct {
 	MaxMessageBytes int
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Users and KafkaVhost decide what each user may do (access.go); nil
+	// Users allows everything.
+	Users      *auth.Store
+	KafkaVhost string
 }
 
 // Service is the gateway's view of the core. It is safe for concurrent use.
