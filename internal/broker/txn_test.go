@@ -1,0 +1,189 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wharfmq/wharf/internal/storage"
+)
+
+// txnData is a transactional batch of one record.
+func txnData(pid int64, epoch int16, seq int32, value string) []byte {
+	return storage.AppendBatch(nil, storage.BatchSpec{Attributes: 0x10, ProducerID: pid, ProducerEpoch: epoch, BaseSequence: seq,
+		Records: []storage.Record{{Timestamp: 1, Value: []byte(value)}}})
+}
+
+// openTxn begins a transaction of id on topic-0 with one record and one
+// offset for group g, and returns the producer id and epoch.
+func openTxn(t *testing.T, b *Broker, id, topic string, offset int64) (int64, int16) {
+	t.Helper()
+	ctx := context.Background()
+	pid, epoch, err := b.InitTxnProducer(ctx, id, time.Minute, -1, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := TopicPartition{Topic: topic, Partition: 0}
+	if errs, err := b.AddPartitionsToTxn(ctx, id, pid, epoch, []TopicPartition{tp}); err != nil || errs[tp] != nil {
+		t.Fatalf("add partitions: %v %v", err, errs)
+	}
+	part, err := b.Partition(topic, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := part.Append(ctx, txnData(pid, epoch, 0, "x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.AddOffsetsToTxn(ctx, id, pid, epoch, "g"); err != nil {
+		t.Fatal(err)
+	}
+	errs, err := b.TxnOffsetCommit(ctx, TxnOffsetCommitRequest{TransactionalID: id, ProducerID: pid, ProducerEpoch: epoch, Group: "g",
+		Generation: -1, Offsets: []OffsetCommit{{Topic: topic, Partition: 0, Offset: offset, LeaderEpoch: -1}}})
+	if err != nil || errs[0] != nil {
+		t.Fatalf("txn offset commit: %v %v", err, errs)
+	}
+	return pid, epoch
+}
+
+// prepare records the transaction as prepared, as a crash right after
+// the Prepare record leaves it.
+func prepare(t *testing.T, b *Broker, id string, commit bool) {
+	t.Helper()
+	e, _ := b.txns.entry(id, false)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	rec := e.rec
+	rec.State = TxnPrepareAbort
+	if commit {
+		rec.State = TxnPrepareCommit
+	}
+	if err := b.txns.persist(context.Background(), e, rec); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func txnState(b *Broker, id string) TxnState {
+	for _, d := range b.Transactions() {
+		if d.TransactionalID == id {
+			return d.State
+		}
+	}
+	return -1
+}
+
+// TestPreparedTxnsCompleteOnOpen: a transaction found prepared when the
+// broker opens is completed: markers, and for a commit its offsets.
+func TestPreparedTxnsCompleteOnOpen(t *testing.T) {
+	for _, commit := range []bool{true, false} {
+		dir := t.TempDir()
+		b := openBroker(t, dir, nil)
+		if _, err := b.CreateTopic(context.Background(), "t", 1, nil); err != nil {
+			t.Fatal(err)
+		}
+		pid, _ := openTxn(t, b, "x", "t", 7)
+		prepare(t, b, "x", commit)
+		part, _ := b.Partition("t", 0)
+		if lso := part.LastStable(); lso != 0 {
+			t.Fatalf("last stable %d while prepared, want 0", lso)
+		}
+		if err := b.Close(); err != nil {
+			t.Fatal(err)
+		}
+
+		b = openBroker(t, dir, nil)
+		part, _ = b.Partition("t", 0)
+		_, hw, _ := part.Offsets()
+		if lso := part.LastStable(); lso != hw || hw != 2 {
+			t.Fatalf("commit %v: last stable %d, high watermark %d after open; want both 2 (data and marker)", commit, lso, hw)
+		}
+		want, wantOffset := TxnCompleteAbort, int64(-1)
+		if commit {
+			want, wantOffset = TxnCompleteCommit, 7
+		}
+		if s := txnState(b, "x"); s != want {
+			t.Fatalf("state %v after open, want %v", s, want)
+		}
+		got := int64(-1)
+		if o, ok := b.CommittedOffsets("g")[TopicPartition{Topic: "t", Partition: 0}]; ok {
+			got = o.Offset
+		}
+		if got != wantOffset {
+			t.Fatalf("commit %v: committed offset %d, want %d", commit, got, wantOffset)
+		}
+		aborted := part.AbortedTxns(0, hw)
+		if commit != (len(aborted) == 0) || (!commit && (aborted[0].ProducerID != pid || aborted[0].FirstOffset != 0)) {
+			t.Fatalf("commit %v: aborted list %+v", commit, aborted)
+		}
+		b.Close()
+	}
+}
+
+// TestTxnTimeoutAbortsAndFences: the sweeper aborts a transaction open
+// past its timeout, across a restart too, and fences its producer.
+func TestTxnTimeoutAbortsAndFences(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Unix(1_800_000_000, 0)
+	clock := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return now
+	}
+	dir := t.TempDir()
+	b := openBroker(t, dir, func(o *Options) { o.Now = clock })
+	if _, err := b.CreateTopic(context.Background(), "t", 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	pid, epoch := openTxn(t, b, "x", "t", 3)
+	b.SweepTxns()
+	if s := txnState(b, "x"); s != TxnOngoing {
+		t.Fatalf("state %v before the timeout", s)
+	}
+	b.Close()
+	b = openBroker(t, dir, func(o *Options) { o.Now = clock })
+	defer b.Close()
+	if s := txnState(b, "x"); s != TxnOngoing {
+		t.Fatalf("state %v after a restart, want the transaction still open", s)
+	}
+	mu.Lock()
+	now = now.Add(2 * time.Minute)
+	mu.Unlock()
+	b.SweepTxns()
+	if s := txnState(b, "x"); s != TxnCompleteAbort {
+		t.Fatalf("state %v after the timeout, want CompleteAbort", s)
+	}
+	part, _ := b.Partition("t", 0)
+	if _, hw, _ := part.Offsets(); part.LastStable() != hw {
+		t.Fatalf("last stable %d, high watermark %d after the abort", part.LastStable(), hw)
+	}
+	if err := b.EndTxn(context.Background(), "x", pid, epoch, true); !errors.Is(err, ErrProducerFenced) {
+		t.Fatalf("commit after the timeout: %v, want ErrProducerFenced", err)
+	}
+	if _, err := part.Append(context.Background(), txnData(pid, epoch, 1, "late")); !errors.Is(err, ErrInvalidProducerEpoch) {
+		t.Fatalf("a batch of the fenced epoch: %v, want ErrInvalidProducerEpoch", err)
+	}
+	if _, ok := b.CommittedOffsets("g")[TopicPartition{Topic: "t", Partition: 0}]; ok {
+		t.Fatal("an aborted transaction's offset was committed")
+	}
+}
+
+func FuzzDecodeTxnRecord(f *testing.F) {
+	f.Add(encodeTxnRecord(txnRecord{ID: "x", ProducerID: 4, Epoch: 2, PrevEpoch: 1, State: TxnOngoing, TimeoutMs: 60000, StartMs: 5,
+		Partitions: []txnPartition{{"t", 0}}, Groups: []string{"g"}, Offsets: []txnOffset{{Group: "g", Topic: "t", Offset: 3}}}))
+	f.Add(encodeTxnRecord(txnRecord{ID: "y", ProducerID: 0, Epoch: 0, PrevEpoch: -1, State: TxnCompleteCommit, TimeoutMs: 1}))
+	f.Add([]byte{txnRecordFormat, '{', '}'})
+	f.Fuzz(func(t *testing.T, buf []byte) {
+		r, err := decodeTxnRecord(buf)
+		if err != nil {
+			return
+		}
+		again, err := decodeTxnRecord(encodeTxnRecord(r))
+		if err != nil {
+			t.Fatalf("a record that decoded does not decode once re-encoded: %v", err)
+		}
+		if again.ID != r.ID || again.State != r.State || len(again.Partitions) != len(r.Partitions) || len(again.Offsets) != len(r.Offsets) {
+			t.Fatalf("round trip changed the record: %+v, %+v", r, again)
+		}
+	})
+}
