@@ -1,8 +1,10 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/wharfmq/wharf/internal/storage"
 )
@@ -92,3 +94,39 @@ func (p *Partition) AbortedTxns(from, to int64) []AbortedTxn { return p.log.Abor
 // OpenTxns maps the producers with a transaction open in the partition to
 // its first offset.
 func (p *Partition) OpenTxns() map[int64]int64 { return p.log.OpenTxns() }
+
+// ProducerInfo is what a partition knows of one producer (Kafka's
+// DescribeProducers).
+type ProducerInfo struct {
+	ProducerID    int64
+	ProducerEpoch int16
+	LastSequence  int32 // -1 when no batch of the current epoch is remembered
+	// TxnStartOffset is the first offset of the producer's open
+	// transaction, or -1.
+	TxnStartOffset int64
+}
+
+// Producers lists the producers the partition remembers, and those with a
+// transaction open in it, by producer id.
+func (p *Partition) Producers() []ProducerInfo {
+	open := p.log.OpenTxns()
+	p.mu.Lock()
+	out := make([]ProducerInfo, 0, len(p.producers))
+	for pid, st := range p.producers {
+		info := ProducerInfo{ProducerID: pid, ProducerEpoch: st.epoch, LastSequence: -1, TxnStartOffset: -1}
+		if seq, ok := st.lastSeq(); ok {
+			info.LastSequence = seq
+		}
+		if first, ok := open[pid]; ok {
+			info.TxnStartOffset = first
+			delete(open, pid)
+		}
+		out = append(out, info)
+	}
+	p.mu.Unlock()
+	for pid, first := range open {
+		out = append(out, ProducerInfo{ProducerID: pid, ProducerEpoch: -1, LastSequence: -1, TxnStartOffset: first})
+	}
+	slices.SortFunc(out, func(a, b ProducerInfo) int { return cmp.Compare(a.ProducerID, b.ProducerID) })
+	return out
+}

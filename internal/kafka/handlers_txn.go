@@ -8,7 +8,7 @@ import (
 	"github.com/wharfmq/wharf/internal/broker"
 )
 
-// txnHandlers lists the transaction keys. The transaction logic is the
+// txnHandlers lists the transaction keys and their admin keys. The transaction logic is the
 // broker's (see internal/broker/txn.go); these handlers translate requests
 // to it and back. Versions stop before KIP-890's: AddPartitionsToTxn v4+
 // is broker-to-broker verification, and EndTxn v5 and Produce v12 carry
@@ -20,6 +20,9 @@ func (s *Server) txnHandlers() map[int16]handler {
 		25: {0, 3, s.handleAddOffsetsToTxn},
 		26: {0, 3, s.handleEndTxn},
 		28: {0, 3, s.handleTxnOffsetCommit},
+		61: {0, 0, s.handleDescribeProducers},
+		65: {0, 0, s.handleDescribeTransactions},
+		66: {0, 1, s.handleListTransactions},
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -470,5 +471,58 @@ func runStage(ctx context.Context, ts *testServer, name, in, out string, abortEv
 		if _, err := sess.End(ctx, try); err != nil {
 			return fmt.Errorf("%s end: %w", name, err)
 		}
+	}
+}
+
+// TestTxnAdmin: DescribeProducers, DescribeTransactions and
+// ListTransactions through kadm, with one transaction open and one
+// committed.
+func TestTxnAdmin(t *testing.T) {
+	ts := startServer(t, nil)
+	createTopic(t, ts, "adm", 1)
+	ctx := testCtx(t)
+	done := txnProducer(ts, "adm-done")
+	txnProduce(t, done, "adm", 0, kgo.TryCommit, "a")
+	open := txnProducer(ts, "adm-open")
+	if err := open.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := open.ProduceSync(ctx, &kgo.Record{Topic: "adm", Value: []byte("b")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	adm := ts.admin()
+	described, err := adm.DescribeTransactions(ctx, "adm-done", "adm-open", "adm-none")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := described["adm-done"]; d.Err != nil || d.State != "CompleteCommit" || d.StartTimestamp != -1 {
+		t.Fatalf("adm-done: %+v", d)
+	}
+	d := described["adm-open"]
+	if d.Err != nil || d.State != "Ongoing" || d.StartTimestamp <= 0 || len(d.Topics["adm"]) != 1 {
+		t.Fatalf("adm-open: %+v", d)
+	}
+	if e := described["adm-none"].Err; !errors.Is(e, kerr.TransactionalIDNotFound) {
+		t.Fatalf("unknown transactional id: %v", e)
+	}
+	listed, err := adm.ListTransactions(ctx, nil, []string{"Ongoing"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(listed) != 1 || listed["adm-open"].ProducerID != d.ProducerID {
+		t.Fatalf("ongoing transactions: %+v", listed)
+	}
+	producers, err := adm.DescribeProducers(ctx, kadm.TopicsSet{"adm": {0: {}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found bool
+	producers.EachProducer(func(p kadm.DescribedProducer) {
+		if p.ProducerID == d.ProducerID {
+			found = p.CurrentTxnStartOffset == 2 && p.ProducerEpoch == d.ProducerEpoch
+		}
+	})
+	if !found {
+		t.Fatalf("producers of adm-0: %+v, want adm-open's transaction from offset 2", producers)
 	}
 }
