@@ -7,8 +7,9 @@
 // idempotent producer state of each partition (producers.go) and the
 // producer id blocks (producerids.go), the consumer group coordinator
 // (groups.go, groups_state.go), the committed offsets store (offsets.go),
-// the murmur2 key partitioner every Wharf publish path uses
-// (partitioner.go), the AMQP model: vhosts, exchanges, queue metadata,
+// the Kafka transaction coordinator (txn.go, with its durable log under
+// <data-dir>/txn), the murmur2 key partitioner every Wharf publish path
+// uses (partitioner.go), the AMQP model: vhosts, exchanges, queue metadata,
 // bindings and routing (amqp_*.go), and the resource alarm monitor
 // (alarms.go, internal/alarm), which adapters ask or subscribe to. Durable
 // AMQP objects are commands in the metadata log; transient ones live only
@@ -56,6 +57,12 @@
 //     order within a level, requeued ones first. With a single active
 //     consumer (queue_sac.go) only the first registered consumer is
 //     delivered to.
+//   - A partition accepts a transactional batch only while the producer's
+//     ongoing transaction holds it, and a transaction's partitions are
+//     durable in the coordinator's log before that; a transaction's end is
+//     durable as Prepare before its markers are written, and as Complete
+//     only once they (and a commit's offsets) are: a crash anywhere leaves
+//     it open or completes it on open, never half applied (txn.go).
 //
 // # Lock order
 //
@@ -63,5 +70,7 @@
 // before Broker.topicsMu (the open partitions); the coordinator's lock
 // before the offset store's append lock; Broker.mu before the AMQP model's
 // lock (amqpRuntime.mu), which routing takes for reading. Partition operations take none of
-// them; an idempotent append takes only its Partition.mu.
+// them; an idempotent append takes only its Partition.mu. A transactional
+// id's lock (txn.go) comes before the producer id lock, a Partition.mu and
+// the group coordinator's lock.
 package broker
