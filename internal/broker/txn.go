@@ -283,8 +283,8 @@ func (b *Broker) lockEntry(id string, pid int64, epoch int16) (*txnEntry, error)
 // epoch, fencing every earlier producer of the same transactional id. A
 // transaction left open by the previous epoch is aborted first. With the
 // id and epoch the producer had (KIP-360), they must be the current ones
-// (or, for a retry, the ones before the last bump); otherwise the producer
-// is fenced.
+// or the ones before the last bump (a retry, or a producer whose
+// transaction timed out); otherwise the producer is fenced.
 func (b *Broker) InitTxnProducer(ctx context.Context, id string, timeout time.Duration, pid int64, epoch int16) (int64, int16, error) {
 	if timeout <= 0 || timeout > maxTxnTimeout {
 		return -1, -1, fmt.Errorf("%w: %v, at most %v", ErrInvalidTxnTimeout, timeout, maxTxnTimeout)
@@ -308,7 +308,10 @@ func (b *Broker) InitTxnProducer(ctx context.Context, id string, timeout time.Du
 			case pid == rec.ProducerID && epoch == rec.PrevEpoch && rec.State == TxnEmpty:
 				// A retry of the last bump, whose answer was lost.
 				return rec.ProducerID, rec.Epoch, nil
-			case pid != rec.ProducerID || epoch != rec.Epoch:
+			case pid != rec.ProducerID || (epoch != rec.Epoch && epoch != rec.PrevEpoch):
+				// The epoch before the last bump is accepted, as Kafka
+				// does: it is the producer's own after the broker aborted
+				// its transaction for its timeout.
 				return -1, -1, fmt.Errorf("%w: producer %d epoch %d, transactional id %q is at producer %d epoch %d",
 					ErrProducerFenced, pid, epoch, id, rec.ProducerID, rec.Epoch)
 			}

@@ -166,6 +166,15 @@ func TestTxnTimeoutAbortsAndFences(t *testing.T) {
 	if _, ok := b.CommittedOffsets("g")[TopicPartition{Topic: "t", Partition: 0}]; ok {
 		t.Fatal("an aborted transaction's offset was committed")
 	}
+	// The timed-out producer may start over with the epoch it had (KIP-360);
+	// an older epoch is fenced.
+	if _, _, err := b.InitTxnProducer(context.Background(), "x", time.Minute, pid, epoch-1); !errors.Is(err, ErrProducerFenced) {
+		t.Fatalf("init with an epoch older than the producer's: %v, want ErrProducerFenced", err)
+	}
+	gotPID, gotEpoch, err := b.InitTxnProducer(context.Background(), "x", time.Minute, pid, epoch)
+	if err != nil || gotPID != pid || gotEpoch != epoch+2 {
+		t.Fatalf("init after the timeout: %d/%d, %v; want %d/%d", gotPID, gotEpoch, err, pid, epoch+2)
+	}
 }
 
 func FuzzDecodeTxnRecord(f *testing.F) {
