@@ -526,3 +526,74 @@ func TestTxnAdmin(t *testing.T) {
 		t.Fatalf("producers of adm-0: %+v, want adm-open's transaction from offset 2", producers)
 	}
 }
+
+// TestTxnKeysAtEveryAdvertisedBound sends each transaction key at the
+// lowest and highest version advertised, in one transaction per version
+// pair: init, add a partition and a group, commit an offset, end.
+func TestTxnKeysAtEveryAdvertisedBound(t *testing.T) {
+	ts := startServer(t, nil)
+	createTopic(t, ts, "bounds", 1)
+	ctx := testCtx(t)
+	for _, v := range []struct{ init, add, offsets, end, commit int16 }{{0, 0, 0, 0, 0}, {5, 3, 3, 3, 3}} {
+		id := fmt.Sprintf("bounds-%d", v.init)
+		init := kmsg.NewPtrInitProducerIDRequest()
+		init.TransactionalID, init.TransactionTimeoutMillis = strp(id), 60_000
+		r, err := pinned(ctx, ts, init, v.init)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ir := r.(*kmsg.InitProducerIDResponse)
+		wantErr(t, fmt.Sprintf("InitProducerId v%d", v.init), ir.ErrorCode, nil)
+
+		add := kmsg.NewPtrAddPartitionsToTxnRequest()
+		add.TransactionalID, add.ProducerID, add.ProducerEpoch = id, ir.ProducerID, ir.ProducerEpoch
+		at := kmsg.NewAddPartitionsToTxnRequestTopic()
+		at.Topic, at.Partitions = "bounds", []int32{0}
+		add.Topics = append(add.Topics, at)
+		if r, err = pinned(ctx, ts, add, v.add); err != nil {
+			t.Fatal(err)
+		}
+		wantErr(t, fmt.Sprintf("AddPartitionsToTxn v%d", v.add), r.(*kmsg.AddPartitionsToTxnResponse).Topics[0].Partitions[0].ErrorCode, nil)
+
+		ao := kmsg.NewPtrAddOffsetsToTxnRequest()
+		ao.TransactionalID, ao.ProducerID, ao.ProducerEpoch, ao.Group = id, ir.ProducerID, ir.ProducerEpoch, "bounds-group"
+		if r, err = pinned(ctx, ts, ao, v.offsets); err != nil {
+			t.Fatal(err)
+		}
+		wantErr(t, fmt.Sprintf("AddOffsetsToTxn v%d", v.offsets), r.(*kmsg.AddOffsetsToTxnResponse).ErrorCode, nil)
+
+		oc := kmsg.NewPtrTxnOffsetCommitRequest()
+		oc.TransactionalID, oc.ProducerID, oc.ProducerEpoch, oc.Group, oc.Generation = id, ir.ProducerID, ir.ProducerEpoch, "bounds-group", -1
+		ot := kmsg.NewTxnOffsetCommitRequestTopic()
+		ot.Topic = "bounds"
+		op := kmsg.NewTxnOffsetCommitRequestTopicPartition()
+		op.Offset = 1
+		ot.Partitions = append(ot.Partitions, op)
+		oc.Topics = append(oc.Topics, ot)
+		if r, err = pinned(ctx, ts, oc, v.commit); err != nil {
+			t.Fatal(err)
+		}
+		wantErr(t, fmt.Sprintf("TxnOffsetCommit v%d", v.commit), r.(*kmsg.TxnOffsetCommitResponse).Topics[0].Partitions[0].ErrorCode, nil)
+
+		end := kmsg.NewPtrEndTxnRequest()
+		end.TransactionalID, end.ProducerID, end.ProducerEpoch, end.Commit = id, ir.ProducerID, ir.ProducerEpoch, true
+		if r, err = pinned(ctx, ts, end, v.end); err != nil {
+			t.Fatal(err)
+		}
+		wantErr(t, fmt.Sprintf("EndTxn v%d", v.end), r.(*kmsg.EndTxnResponse).ErrorCode, nil)
+	}
+	if o := ts.b.CommittedOffsets("bounds-group"); len(o) != 1 {
+		t.Fatalf("committed offsets after two committed transactions: %+v", o)
+	}
+	lt := kmsg.NewPtrListTransactionsRequest()
+	lt.DurationFilterMillis = -1
+	for _, v := range []int16{0, 1} {
+		r, err := pinned(ctx, ts, lt, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l := r.(*kmsg.ListTransactionsResponse); l.ErrorCode != 0 || len(l.TransactionStates) != 2 {
+			t.Fatalf("ListTransactions v%d: %v, %d transactional ids, want 2", v, kerr.ErrorForCode(l.ErrorCode), len(l.TransactionStates))
+		}
+	}
+}
