@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wharfmq/wharf/internal/storage"
@@ -36,6 +37,10 @@ import (
 //     Ongoing transactions found on open keep running and time out alike.
 //   - InitProducerId for a transactional id bumps its epoch; a transaction
 //     of the previous epoch that is still open is aborted first.
+//   - Compaction: once the bytes written since the last snapshot exceed
+//     both txnCompactBytes and twice the snapshot's size, a snapshot of
+//     every id's state is appended, with no change in flight, and the log
+//     start moves to it; replaying from either start gives the same state.
 //
 // # Locks
 //
@@ -48,6 +53,16 @@ type txnCoordinator struct {
 	log    *storage.Log
 	now    func() time.Time
 	logger *slog.Logger
+
+	// appendMu is held for reading by each change from its append until
+	// its view is published, and for writing by a compaction, which so
+	// sees every change written before its snapshot.
+	appendMu      sync.RWMutex
+	sinceSnapshot atomic.Int64 // bytes appended since the last snapshot
+	liveBytes     atomic.Int64 // size of the last snapshot
+	compacting    atomic.Bool
+	compactBytes  int64 // txnCompactBytes; tests lower it
+	wg            sync.WaitGroup
 
 	mu     sync.Mutex
 	txns   map[string]*txnEntry
@@ -88,11 +103,12 @@ func (b *Broker) openTxns() error {
 	if err != nil {
 		return fmt.Errorf("opening the transaction log: %w", err)
 	}
-	c := &txnCoordinator{log: l, now: b.opts.Now, logger: b.logger, txns: map[string]*txnEntry{}}
+	c := &txnCoordinator{log: l, now: b.opts.Now, logger: b.logger, txns: map[string]*txnEntry{}, compactBytes: txnCompactBytes}
 	b.txns = c
 	if err := c.replay(); err != nil {
 		return err
 	}
+	c.sinceSnapshot.Store(c.log.Size())
 	if err := c.compact(); err != nil {
 		return err
 	}
@@ -178,20 +194,27 @@ func scanLog(l *storage.Log, offset int64, fn func(storage.Batch) error) error {
 	}
 }
 
-// compact rewrites the live state at the end of the log and moves the
-// log start to it once the log has grown past txnCompactBytes: replaying
-// from either start gives the same state. It runs on open only, before
-// anything else writes.
+// compact appends a snapshot of every transactional id's state and moves
+// the log start to it, once the bytes written since the last snapshot
+// exceed both txnCompactBytes and twice that snapshot: replaying from
+// either start gives the same state. No change is in flight meanwhile.
 func (c *txnCoordinator) compact() error {
-	if c.log.Size() < txnCompactBytes {
+	if n := c.sinceSnapshot.Load(); n < c.compactBytes || n < 2*c.liveBytes.Load() {
 		return nil
 	}
+	c.appendMu.Lock()
+	defer c.appendMu.Unlock()
 	now := c.now().UnixMilli()
 	var recs []storage.Record
+	c.mu.Lock()
 	for _, e := range c.txns {
-		recs = append(recs, storage.Record{Timestamp: now, Key: []byte(e.rec.ID), Value: encodeTxnRecord(e.rec)})
+		if e.view.ID != "" {
+			recs = append(recs, storage.Record{Timestamp: now, Key: []byte(e.view.ID), Value: encodeTxnRecord(e.view)})
+		}
 	}
+	c.mu.Unlock()
 	_, _, end := c.log.Offsets()
+	var size int64
 	if len(recs) > 0 {
 		batch := storage.AppendBatch(nil, storage.BatchSpec{ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1, Records: recs})
 		ctx, cancel := context.WithTimeout(context.Background(), txnCompleteTimeout)
@@ -200,12 +223,30 @@ func (c *txnCoordinator) compact() error {
 		if err != nil {
 			return fmt.Errorf("compacting the transaction log: %w", err)
 		}
-		end = res.BaseOffset
+		end, size = res.BaseOffset, int64(len(batch))
 	}
 	if _, err := c.log.SetStartOffset(end); err != nil {
 		return fmt.Errorf("compacting the transaction log: %w", err)
 	}
+	c.sinceSnapshot.Store(0)
+	c.liveBytes.Store(size)
 	return nil
+}
+
+// maybeCompact compacts in the background when the log has grown enough,
+// one compaction at a time.
+func (c *txnCoordinator) maybeCompact() {
+	if n := c.sinceSnapshot.Load(); n < c.compactBytes || n < 2*c.liveBytes.Load() || !c.compacting.CompareAndSwap(false, true) {
+		return
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer c.compacting.Store(false)
+		if err := c.compact(); err != nil && !errors.Is(err, storage.ErrClosed) {
+			c.logger.Warn("compacting the transaction log", "err", err)
+		}
+	}()
 }
 
 // entries returns every transactional id's entry.
@@ -240,13 +281,18 @@ func (c *txnCoordinator) persist(ctx context.Context, e *txnEntry, rec txnRecord
 	rec.UpdateMs = c.now().UnixMilli()
 	batch := storage.AppendBatch(nil, storage.BatchSpec{ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1,
 		Records: []storage.Record{{Timestamp: rec.UpdateMs, Key: []byte(rec.ID), Value: encodeTxnRecord(rec)}}})
+	c.appendMu.RLock()
 	if _, err := c.log.Append(ctx, batch); err != nil {
+		c.appendMu.RUnlock()
 		return fmt.Errorf("writing to the transaction log: %w", err)
 	}
 	e.rec, e.exists = rec, true
 	c.mu.Lock()
 	e.view = rec
 	c.mu.Unlock()
+	c.appendMu.RUnlock()
+	c.sinceSnapshot.Add(int64(len(batch)))
+	c.maybeCompact()
 	return nil
 }
 
@@ -254,7 +300,9 @@ func (c *txnCoordinator) close() error {
 	c.mu.Lock()
 	c.closed = true
 	c.mu.Unlock()
-	return c.log.Close()
+	err := c.log.Close()
+	c.wg.Wait()
+	return err
 }
 
 // lockEntry finds and locks a transactional id's entry and checks the

@@ -196,3 +196,50 @@ func FuzzDecodeTxnRecord(f *testing.F) {
 		}
 	})
 }
+
+// TestTxnLogCompaction: the transaction log is compacted as it grows, and
+// the state replayed from the compacted log is the state before.
+func TestTxnLogCompaction(t *testing.T) {
+	dir := t.TempDir()
+	b := openBroker(t, dir, nil)
+	if _, err := b.CreateTopic(context.Background(), "t", 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	b.txns.compactBytes = 4 << 10
+	ctx := context.Background()
+	for i := range 60 {
+		id := "c" + string(rune('a'+i%5))
+		pid, epoch, err := b.InitTxnProducer(ctx, id, time.Minute, -1, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tp := TopicPartition{Topic: "t", Partition: 0}
+		if _, err := b.AddPartitionsToTxn(ctx, id, pid, epoch, []TopicPartition{tp}); err != nil {
+			t.Fatal(err)
+		}
+		if i < 55 {
+			if err := b.EndTxn(ctx, id, pid, epoch, i%2 == 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	before := b.Transactions()
+	eventuallyTrue(t, "the transaction log to be compacted", func() bool {
+		start, _, _ := b.txns.log.Offsets()
+		return start > 0
+	})
+	b.Close()
+	b = openBroker(t, dir, nil)
+	defer b.Close()
+	after := b.Transactions()
+	if len(after) != len(before) {
+		t.Fatalf("%d transactional ids after the restart, %d before", len(after), len(before))
+	}
+	for i := range before {
+		a, w := after[i], before[i]
+		if a.TransactionalID != w.TransactionalID || a.ProducerID != w.ProducerID || a.ProducerEpoch != w.ProducerEpoch ||
+			a.State != w.State || len(a.Partitions) != len(w.Partitions) {
+			t.Fatalf("after the restart %+v, before %+v", a, w)
+		}
+	}
+}
