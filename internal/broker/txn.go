@@ -31,6 +31,8 @@ import (
 //     then records CompleteCommit or CompleteAbort and answers. A Prepare
 //     state found on open, or left by a failed write, is completed again;
 //     a marker written twice is harmless, as is an offset applied twice.
+//   - A transactional id idle (no transaction open) for txnIDExpiration is
+//     forgotten: a tombstone record, and replay drops it.
 //   - A transaction open for longer than its timeout is aborted with the
 //     producer's epoch bumped, which fences the producer: its later
 //     requests get PRODUCER_FENCED and its batches INVALID_PRODUCER_EPOCH.
@@ -73,9 +75,10 @@ type txnCoordinator struct {
 // copy of it for readers that must not wait (view, under the
 // coordinator's mu).
 type txnEntry struct {
-	mu     sync.Mutex
-	rec    txnRecord
-	exists bool // rec has been written
+	mu      sync.Mutex
+	rec     txnRecord
+	exists  bool // rec has been written
+	expired bool // removed from the coordinator; look the id up again
 
 	view txnRecord
 }
@@ -83,6 +86,7 @@ type txnEntry struct {
 // Transaction timeouts, as Kafka bounds them.
 const (
 	maxTxnTimeout      = 15 * time.Minute
+	txnIDExpiration    = 7 * 24 * time.Hour // an idle transactional id is forgotten, as Kafka's default
 	txnSweepInterval   = time.Second
 	txnCompactBytes    = 16 << 20
 	txnCompleteTimeout = time.Minute
@@ -143,6 +147,10 @@ func (c *txnCoordinator) replay() error {
 			rec, err := decodeTxnRecord(r.Value)
 			if err != nil {
 				bad++
+				return true
+			}
+			if rec.Expired {
+				delete(c.txns, rec.ID)
 				return true
 			}
 			e := c.txns[rec.ID]
@@ -208,7 +216,7 @@ func (c *txnCoordinator) compact() error {
 	var recs []storage.Record
 	c.mu.Lock()
 	for _, e := range c.txns {
-		if e.view.ID != "" {
+		if e.view.ID != "" && !e.view.Expired {
 			recs = append(recs, storage.Record{Timestamp: now, Key: []byte(e.view.ID), Value: encodeTxnRecord(e.view)})
 		}
 	}
@@ -317,7 +325,7 @@ func (b *Broker) lockEntry(id string, pid int64, epoch int16) (*txnEntry, error)
 	}
 	e.mu.Lock()
 	switch {
-	case !e.exists || e.rec.ProducerID != pid:
+	case e.expired || !e.exists || e.rec.ProducerID != pid:
 		e.mu.Unlock()
 		return nil, fmt.Errorf("%w: transactional id %q, producer id %d", ErrInvalidProducerIDMapping, id, pid)
 	case epoch != e.rec.Epoch:
@@ -337,11 +345,18 @@ func (b *Broker) InitTxnProducer(ctx context.Context, id string, timeout time.Du
 	if timeout <= 0 || timeout > maxTxnTimeout {
 		return -1, -1, fmt.Errorf("%w: %v, at most %v", ErrInvalidTxnTimeout, timeout, maxTxnTimeout)
 	}
-	e, err := b.txns.entry(id, true)
-	if err != nil {
-		return -1, -1, err
+	var e *txnEntry
+	for {
+		var err error
+		if e, err = b.txns.entry(id, true); err != nil {
+			return -1, -1, err
+		}
+		e.mu.Lock()
+		if !e.expired {
+			break
+		}
+		e.mu.Unlock()
 	}
-	e.mu.Lock()
 	defer e.mu.Unlock()
 	rec := e.rec
 	if !e.exists {
@@ -648,12 +663,17 @@ func (b *Broker) SweepTxns() {
 		v := e.view
 		b.txns.mu.Unlock()
 		expired := v.State == TxnOngoing && now-v.StartMs > v.TimeoutMs
-		if !expired && v.State != TxnPrepareCommit && v.State != TxnPrepareAbort {
+		idle := (v.State == TxnEmpty || v.State == TxnCompleteCommit || v.State == TxnCompleteAbort) &&
+			now-v.UpdateMs > txnIDExpiration.Milliseconds()
+		if !expired && !idle && v.State != TxnPrepareCommit && v.State != TxnPrepareAbort {
 			continue
 		}
 		e.mu.Lock()
 		var err error
 		switch {
+		case e.expired || !e.exists:
+		case idle && e.rec.UpdateMs == v.UpdateMs && e.rec.State == v.State:
+			err = b.expireTxnID(ctx, e)
 		case e.rec.State == TxnOngoing && now-e.rec.StartMs > e.rec.TimeoutMs:
 			b.logger.Info("aborting a transaction past its timeout", "transactional_id", e.rec.ID,
 				"producer_id", e.rec.ProducerID, "epoch", e.rec.Epoch, "timeout_ms", e.rec.TimeoutMs)
@@ -667,6 +687,25 @@ func (b *Broker) SweepTxns() {
 			b.logger.Warn("completing a transaction", "transactional_id", id, "err", err)
 		}
 	}
+}
+
+// expireTxnID forgets an idle transactional id: a tombstone in the log,
+// then the entry goes. Its next InitProducerId starts afresh, with a new
+// producer id. Callers hold e.mu.
+func (b *Broker) expireTxnID(ctx context.Context, e *txnEntry) error {
+	rec := e.rec
+	rec.Expired = true
+	if err := b.txns.persist(ctx, e, rec); err != nil {
+		return err
+	}
+	e.expired = true
+	b.txns.mu.Lock()
+	if b.txns.txns[rec.ID] == e {
+		delete(b.txns.txns, rec.ID)
+	}
+	b.txns.mu.Unlock()
+	b.logger.Debug("forgot an idle transactional id", "transactional_id", rec.ID)
+	return nil
 }
 
 // TxnDescription describes one transactional id.
@@ -687,7 +726,7 @@ func (b *Broker) Transactions() []TxnDescription {
 	out := make([]TxnDescription, 0, len(b.txns.txns))
 	for _, e := range b.txns.txns {
 		v := e.view
-		if v.ID == "" {
+		if v.ID == "" || v.Expired {
 			continue
 		}
 		d := TxnDescription{TransactionalID: v.ID, ProducerID: v.ProducerID, ProducerEpoch: v.Epoch, State: v.State,

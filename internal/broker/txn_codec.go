@@ -72,6 +72,7 @@ type txnRecord struct {
 	Partitions []txnPartition `json:"partitions,omitempty"`
 	Groups     []string       `json:"groups,omitempty"`
 	Offsets    []txnOffset    `json:"offsets,omitempty"`
+	Expired    bool           `json:"expired,omitempty"` // a tombstone: the id was forgotten
 }
 
 // txnRecordFormat is the first byte of every record value.

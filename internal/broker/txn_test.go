@@ -243,3 +243,51 @@ func TestTxnLogCompaction(t *testing.T) {
 		}
 	}
 }
+
+// TestIdleTxnIDExpires: a transactional id idle for the expiration period
+// is forgotten, across a restart too; its next producer starts afresh.
+func TestIdleTxnIDExpires(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Unix(1_800_000_000, 0)
+	clock := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return now
+	}
+	dir := t.TempDir()
+	b := openBroker(t, dir, func(o *Options) { o.Now = clock })
+	ctx := context.Background()
+	pid, epoch, err := b.InitTxnProducer(ctx, "idle", time.Minute, -1, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := b.InitTxnProducer(ctx, "busy", time.Minute, -1, -1); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	now = now.Add(txnIDExpiration - time.Hour)
+	mu.Unlock()
+	if _, _, err := b.InitTxnProducer(ctx, "busy", time.Minute, -1, -1); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	now = now.Add(2 * time.Hour)
+	mu.Unlock()
+	b.SweepTxns()
+	if got := b.Transactions(); len(got) != 1 || got[0].TransactionalID != "busy" {
+		t.Fatalf("transactional ids after the expiration: %+v, want only busy", got)
+	}
+	if err := b.EndTxn(ctx, "idle", pid, epoch, true); !errors.Is(err, ErrInvalidProducerIDMapping) {
+		t.Fatalf("a request of the forgotten id: %v, want ErrInvalidProducerIDMapping", err)
+	}
+	b.Close()
+	b = openBroker(t, dir, func(o *Options) { o.Now = clock })
+	defer b.Close()
+	if got := b.Transactions(); len(got) != 1 || got[0].TransactionalID != "busy" {
+		t.Fatalf("transactional ids after a restart: %+v, want only busy", got)
+	}
+	newPID, newEpoch, err := b.InitTxnProducer(ctx, "idle", time.Minute, -1, -1)
+	if err != nil || newPID == pid || newEpoch != 0 {
+		t.Fatalf("the forgotten id starts again with %d/%d (%v); want a new producer id at epoch 0", newPID, newEpoch, err)
+	}
+}
