@@ -364,14 +364,14 @@ func TestTxnOpenAcrossRestart(t *testing.T) {
 	}
 }
 
-// TestGroupTransactSessionChain runs two consume-transform-produce stages
+// TestGroupTransactSessionChain runs three consume-transform-produce stages
 // with franz-go's GroupTransactSession, some of whose transactions abort:
 // the read_committed output holds every input exactly once, in order per
 // key.
 func TestGroupTransactSessionChain(t *testing.T) {
 	ts := startServer(t, nil)
 	const parts, keys, perKey = 3, 6, 40
-	for _, topic := range []string{"chain-in", "chain-mid", "chain-out"} {
+	for _, topic := range []string{"chain-in", "chain-mid", "chain-mid2", "chain-out"} {
 		createTopic(t, ts, topic, parts)
 	}
 	plain := ts.client(kgo.ProducerLinger(0))
@@ -395,7 +395,8 @@ func TestGroupTransactSessionChain(t *testing.T) {
 		return done
 	}
 	s1 := stage("s1", "chain-in", "chain-mid", 3)
-	s2 := stage("s2", "chain-mid", "chain-out", 4)
+	s2 := stage("s2", "chain-mid", "chain-mid2", 4)
+	s3 := stage("s3", "chain-mid2", "chain-out", 5)
 
 	c, err := kgo.NewClient(kgo.SeedBrokers(ts.addr), kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeTopics("chain-out"),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
@@ -416,7 +417,7 @@ func TestGroupTransactSessionChain(t *testing.T) {
 		})
 	}
 	cancel()
-	for _, d := range []chan error{s1, s2} {
+	for _, d := range []chan error{s1, s2, s3} {
 		if err := <-d; err != nil && !errors.Is(err, context.Canceled) {
 			t.Errorf("stage: %v", err)
 		}
@@ -425,7 +426,7 @@ func TestGroupTransactSessionChain(t *testing.T) {
 		key := fmt.Sprintf("k%d", k)
 		want := make([]string, perKey)
 		for i := range want {
-			want[i] = fmt.Sprintf("%d-s1-s2", i)
+			want[i] = fmt.Sprintf("%d-s1-s2-s3", i)
 		}
 		if !slices.Equal(got[key], want) {
 			t.Fatalf("key %s: output %q, want every input once in order", key, got[key])

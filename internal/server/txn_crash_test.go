@@ -2,7 +2,7 @@
 
 package server
 
-// The transactional crash test runs a two-stage consume-transform-produce
+// The transactional crash test runs a three-stage consume-transform-produce
 // chain (franz-go's GroupTransactSession, read_committed) against a server
 // in a child process, kills the server with SIGKILL at random moments and
 // restarts it on the same data and address, and now and then abandons a
@@ -51,7 +51,7 @@ func TestKafkaTxnChainSurvivesSIGKILL(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	resp, err := kadm.NewClient(setup).CreateTopics(ctx, txnChainPartitions, 1, nil, "tx-in", "tx-mid", "tx-out")
+	resp, err := kadm.NewClient(setup).CreateTopics(ctx, txnChainPartitions, 1, nil, "tx-in", "tx-mid", "tx-mid2", "tx-out")
 	if err == nil {
 		err = resp.Error()
 	}
@@ -80,7 +80,7 @@ func TestKafkaTxnChainSurvivesSIGKILL(t *testing.T) {
 	stageCtx, stopStages := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	var restarts atomic.Int64
-	for _, s := range []struct{ name, in, out string }{{"s1", "tx-in", "tx-mid"}, {"s2", "tx-mid", "tx-out"}} {
+	for _, s := range []struct{ name, in, out string }{{"s1", "tx-in", "tx-mid"}, {"s2", "tx-mid", "tx-mid2"}, {"s3", "tx-mid2", "tx-out"}} {
 		wg.Add(1)
 		stageRng := rand.New(rand.NewPCG(rng.Uint64(), 4))
 		go func() {
@@ -157,7 +157,7 @@ func TestKafkaTxnChainSurvivesSIGKILL(t *testing.T) {
 		key := fmt.Sprintf("k%d", k)
 		wantValues := make([]string, perKey)
 		for i := range wantValues {
-			wantValues[i] = fmt.Sprintf("%d-s1-s2", i)
+			wantValues[i] = fmt.Sprintf("%d-s1-s2-s3", i)
 		}
 		total += len(got[key])
 		if !slices.Equal(got[key], wantValues) {
