@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"math"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -719,7 +721,8 @@ type TxnDescription struct {
 	Partitions      []TopicPartition
 }
 
-// Transactions describes every transactional id, sorted by id.
+// Transactions describes every transactional id, sorted by id, with its
+// partitions sorted by topic and partition.
 func (b *Broker) Transactions() []TxnDescription {
 	b.txns.mu.Lock()
 	defer b.txns.mu.Unlock()
@@ -737,17 +740,15 @@ func (b *Broker) Transactions() []TxnDescription {
 		for _, p := range v.Partitions {
 			d.Partitions = append(d.Partitions, TopicPartition{Topic: p.Topic, Partition: p.Partition})
 		}
+		slices.SortFunc(d.Partitions, func(a, b TopicPartition) int {
+			if c := strings.Compare(a.Topic, b.Topic); c != 0 {
+				return c
+			}
+			return cmp.Compare(a.Partition, b.Partition)
+		})
 		out = append(out, d)
 	}
-	slices.SortFunc(out, func(a, b TxnDescription) int {
-		switch {
-		case a.TransactionalID < b.TransactionalID:
-			return -1
-		case a.TransactionalID > b.TransactionalID:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b TxnDescription) int { return strings.Compare(a.TransactionalID, b.TransactionalID) })
 	return out
 }
 
