@@ -1,10 +1,13 @@
 package storage
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"reflect"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // txnBatch is a transactional data batch of n records from producer pid.
@@ -199,4 +202,32 @@ func FuzzParseControl(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestTxnStateFollowsACutBack: a failed fsync cuts the log back, and the
+// transactions of the cut batches are forgotten with them.
+func TestTxnStateFollowsACutBack(t *testing.T) {
+	fs := newFaultFS()
+	l := openTestLog(t, t.TempDir(), func(c *LogConfig) { c.SegmentBytes = 300; c.Fsync = FsyncAlways }, Options{FS: fs})
+	defer l.Close()
+	mustAppend(t, l, txnBatch(1, 0, 0, 2))                   // 0-1, open
+	mustAppend(t, l, testBatch(3, 20, 1, 1))                 // 2-4
+	mustAppend(t, l, ControlBatch(1, 0, ControlAbort, 0, 1)) // 5
+	want := viewTxns(l)
+	fs.failSyncs(syscall.EIO, -1)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, b := range [][]byte{txnBatch(2, 0, 0, 3), testBatch(4, 50, 2, 1), ControlBatch(2, 0, ControlAbort, 0, 1), txnBatch(3, 0, 0, 1)} {
+		if _, err := l.Append(ctx, b); err == nil {
+			t.Fatal("an append acknowledged while fsync fails")
+		}
+	}
+	if got := viewTxns(l); !reflect.DeepEqual(got, want) {
+		t.Fatalf("after the cut back: %+v, want %+v", got, want)
+	}
+	fs.clear()
+	mustAppend(t, l, txnBatch(5, 0, 0, 1))
+	if lso, open := l.LastStable(), l.OpenTxns(); lso != 6 || len(open) != 1 || open[5] != 6 {
+		t.Fatalf("after the fault: last stable %d, open %v; want 6 and producer 5 at 6", lso, open)
+	}
 }
