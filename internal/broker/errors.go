@@ -47,6 +47,9 @@ var (
 	// ErrInvalidTxnTimeout is a transaction timeout outside the allowed
 	// range.
 	ErrInvalidTxnTimeout = errors.New("invalid transaction timeout")
+	// ErrConcurrentTransactions is a request for a transaction that is
+	// still completing; it is retriable.
+	ErrConcurrentTransactions = errors.New("the previous transaction is still completing")
 	// ErrUnstableOffsetCommit is a committed offset that a transaction
 	// still pending may change.
 	ErrUnstableOffsetCommit = errors.New("a transactional offset commit is pending")

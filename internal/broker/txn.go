@@ -421,7 +421,9 @@ func (b *Broker) begin(e *txnEntry) (txnRecord, error) {
 		rec.State, rec.StartMs = TxnOngoing, b.txns.now().UnixMilli()
 		rec.Partitions, rec.Groups, rec.Offsets = nil, nil, nil
 	default:
-		return rec, fmt.Errorf("%w: transaction of %q is %v", ErrInvalidTxnState, rec.ID, rec.State)
+		// A prepared transaction whose markers failed; the sweeper
+		// completes it, and the client retries.
+		return rec, fmt.Errorf("%w: transaction of %q is %v", ErrConcurrentTransactions, rec.ID, rec.State)
 	}
 	return rec, nil
 }

@@ -79,6 +79,8 @@ func errorCode(err error) int16 {
 		return kerr.InvalidProducerIDMapping.Code
 	case errors.Is(err, broker.ErrInvalidTxnTimeout):
 		return kerr.InvalidTransactionTimeout.Code
+	case errors.Is(err, broker.ErrConcurrentTransactions):
+		return kerr.ConcurrentTransactions.Code
 	case errors.Is(err, broker.ErrUnstableOffsetCommit):
 		return kerr.UnstableOffsetCommit.Code
 	case errors.Is(err, broker.ErrOperationNotAttempted):
