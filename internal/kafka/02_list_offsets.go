@@ -21,7 +21,7 @@ const (
 // record with a timestamp at or after the one given.
 //
 // With isolation level read_committed (v2+) latest is the last stable
-// offset.
+// offset, and a timestamp found at or past it is not found.
 //
 // Versions: v0 answers with a list of offsets (old style); v1 one offset and
 // timestamp; v2 isolation level; v4 leader epochs; v6 flexible; v7 max
@@ -58,6 +58,10 @@ func (s *Server) handleListOffsets(_ context.Context, r *request) (reply, error)
 					sp.Offset, sp.Timestamp, err = part.MaxTimestamp()
 				default:
 					sp.Offset, sp.Timestamp, err = part.OffsetForTime(rp.Timestamp)
+					if err == nil && r.version >= 2 && req.IsolationLevel == 1 && sp.Offset >= part.LastStable() {
+						// Not yet readable at read_committed: as if not found.
+						sp.Offset, sp.Timestamp = -1, -1
+					}
 				}
 				if err != nil {
 					sp.ErrorCode, sp.Offset, sp.Timestamp = errorCode(err), -1, -1

@@ -76,6 +76,12 @@ func readUntil(t *testing.T, ts *testServer, topic string, partition int32, comm
 // listEnd is the latest offset of a partition at an isolation level.
 func listEnd(t *testing.T, ts *testServer, topic string, partition int32, committed bool) int64 {
 	t.Helper()
+	return listOffset(t, ts, topic, partition, committed, -1)
+}
+
+// listOffset is ListOffsets for one timestamp at an isolation level.
+func listOffset(t *testing.T, ts *testServer, topic string, partition int32, committed bool, timestamp int64) int64 {
+	t.Helper()
 	req := kmsg.NewPtrListOffsetsRequest()
 	req.ReplicaID = -1
 	if committed {
@@ -84,7 +90,7 @@ func listEnd(t *testing.T, ts *testServer, topic string, partition int32, commit
 	rt := kmsg.NewListOffsetsRequestTopic()
 	rt.Topic = topic
 	rp := kmsg.NewListOffsetsRequestTopicPartition()
-	rp.Partition, rp.Timestamp = partition, -1
+	rp.Partition, rp.Timestamp = partition, timestamp
 	rt.Partitions = append(rt.Partitions, rp)
 	req.Topics = append(req.Topics, rt)
 	resp, err := req.RequestWith(testCtx(t), ts.client())
@@ -122,13 +128,22 @@ func TestTxnCommitAbortVisibility(t *testing.T) {
 	if err := p.BeginTransaction(); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.ProduceSync(ctx, &kgo.Record{Topic: "vis", Value: []byte("o1")}).FirstErr(); err != nil {
+	future := time.Now().Add(time.Hour)
+	if err := p.ProduceSync(ctx, &kgo.Record{Topic: "vis", Value: []byte("o1"), Timestamp: future}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
 	lso, hw := listEnd(t, ts, "vis", 0, true), listEnd(t, ts, "vis", 0, false)
 	// c1 c2 commit a1 a2 abort c3 commit = 0..7; o1 at 8.
 	if lso != 8 || hw != 9 {
 		t.Fatalf("latest offsets: read_committed %d, read_uncommitted %d; want 8 and 9", lso, hw)
+	}
+	// A timestamp only the open transaction's record reaches.
+	at := future.Add(-time.Minute).UnixMilli()
+	if got := listOffset(t, ts, "vis", 0, false, at); got != 8 {
+		t.Fatalf("read_uncommitted offset for the open transaction's timestamp: %d, want 8", got)
+	}
+	if got := listOffset(t, ts, "vis", 0, true, at); got != -1 {
+		t.Fatalf("read_committed offset for the open transaction's timestamp: %d, want -1 (not readable yet)", got)
 	}
 	plain := manualProducer(ts)
 	produceValues(t, plain, "vis", 0, time.Now(), "end")
