@@ -3,11 +3,15 @@ package broker
 import (
 	"context"
 	"errors"
+	"path/filepath"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/wharfmq/wharf/internal/storage"
+	"github.com/wharfmq/wharf/internal/storage/faultfs"
 )
 
 // txnData is a transactional batch of one record.
@@ -289,5 +293,58 @@ func TestIdleTxnIDExpires(t *testing.T) {
 	newPID, newEpoch, err := b.InitTxnProducer(ctx, "idle", time.Minute, -1, -1)
 	if err != nil || newPID == pid || newEpoch != 0 {
 		t.Fatalf("the forgotten id starts again with %d/%d (%v); want a new producer id at epoch 0", newPID, newEpoch, err)
+	}
+}
+
+// TestTxnMarkerFsyncFailure: when a marker's fsync fails, EndTxn fails,
+// the transaction stays prepared with its data still unstable, and the
+// sweeper (or a retry) completes it once the disk is back.
+func TestTxnMarkerFsyncFailure(t *testing.T) {
+	fs := faultfs.New(nil)
+	fs.SetMatch(func(path string) bool {
+		return strings.Contains(path, string(filepath.Separator)+"topics"+string(filepath.Separator)) && faultfs.IsSegment(path)
+	})
+	b, err := Open(Options{DataDir: t.TempDir(), LogDefaults: storage.DefaultLogConfig(), FS: fs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx := context.Background()
+	if _, err := b.CreateTopic(ctx, "t", 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	pid, epoch := openTxn(t, b, "x", "t", 4)
+	part, _ := b.Partition("t", 0)
+	fs.FailSyncs(syscall.EIO, -1)
+	if err := b.EndTxn(ctx, "x", pid, epoch, true); !errors.Is(err, ErrStorage) {
+		t.Fatalf("commit while fsync fails: %v, want ErrStorage", err)
+	}
+	if s := txnState(b, "x"); s != TxnPrepareCommit {
+		t.Fatalf("state %v after the failed commit, want PrepareCommit", s)
+	}
+	if lso := part.LastStable(); lso != 0 {
+		t.Fatalf("last stable %d after the marker was cut back, want 0", lso)
+	}
+	if _, ok := b.CommittedOffsets("g")[TopicPartition{Topic: "t", Partition: 0}]; ok {
+		t.Fatal("the offset was committed without its markers")
+	}
+	b.SweepTxns()
+	if s := txnState(b, "x"); s != TxnPrepareCommit {
+		t.Fatalf("state %v after a sweep during the fault, want PrepareCommit", s)
+	}
+	fs.Clear()
+	b.SweepTxns()
+	if s := txnState(b, "x"); s != TxnCompleteCommit {
+		t.Fatalf("state %v after the fault cleared, want CompleteCommit", s)
+	}
+	if err := b.EndTxn(ctx, "x", pid, epoch, true); err != nil {
+		t.Fatalf("the client's retry of the commit: %v", err)
+	}
+	_, hw, _ := part.Offsets()
+	if lso := part.LastStable(); lso != hw {
+		t.Fatalf("last stable %d, high watermark %d after the commit", lso, hw)
+	}
+	if o := b.CommittedOffsets("g")[TopicPartition{Topic: "t", Partition: 0}]; o.Offset != 4 {
+		t.Fatalf("committed offset %d, want 4", o.Offset)
 	}
 }
