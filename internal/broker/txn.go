@@ -381,6 +381,10 @@ func (b *Broker) completeTxn(ctx context.Context, e *txnEntry) error {
 	rec := e.rec
 	commit := rec.State == TxnPrepareCommit
 	now := b.txns.now().UnixMilli()
+	// The waits below outlive the request: a write that was made becomes
+	// durable or fails whatever the client does, and the state in memory
+	// must follow the log, not the client.
+	ctx = context.WithoutCancel(ctx)
 	var pendings []Pending
 	for _, p := range rec.Partitions {
 		part, err := b.Partition(p.Topic, p.Partition)

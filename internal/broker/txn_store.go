@@ -210,7 +210,10 @@ func (c *txnCoordinator) persist(ctx context.Context, e *txnEntry, rec txnRecord
 	batch := storage.AppendBatch(nil, storage.BatchSpec{ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1,
 		Records: []storage.Record{{Timestamp: rec.UpdateMs, Key: []byte(rec.ID), Value: encodeTxnRecord(rec)}}})
 	c.appendMu.RLock()
-	if _, err := c.log.Append(ctx, batch); err != nil {
+	// The wait outlives the request: once appended, the record becomes
+	// durable or is cut off whatever the client does, and the state in
+	// memory must follow the log.
+	if _, err := c.log.Append(context.WithoutCancel(ctx), batch); err != nil {
 		c.appendMu.RUnlock()
 		return fmt.Errorf("writing to the transaction log: %w", err)
 	}
