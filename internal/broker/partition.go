@@ -110,7 +110,7 @@ func (p *Partition) Produce(batches []byte) (AppendResult, Pending, error) {
 	p.stats.in(res.LastOffset-res.BaseOffset+1, len(batches))
 	st.record(epoch, producerBatch{
 		firstSeq: firstSeq, lastSeq: lastSeq, base: res.BaseOffset, last: res.LastOffset,
-		logAppendTime: res.LogAppendTime, pending: pending,
+		logAppendTime: res.LogAppendTime, maxTimestamp: max(first.MaxTimestamp(), res.LogAppendTime), pending: pending,
 	})
 	p.producers[pid] = st
 	return res, pending, nil

@@ -21,6 +21,7 @@ type producerBatch struct {
 	firstSeq, lastSeq int32
 	base, last        int64
 	logAppendTime     int64
+	maxTimestamp      int64 // the batch's max timestamp, for DescribeProducers
 	pending           Pending // the append's durability; zero when read back from disk
 }
 
@@ -133,7 +134,7 @@ func (p *Partition) rebuildProducers() error {
 		}
 		st.record(b.ProducerEpoch(), producerBatch{
 			firstSeq: b.BaseSequence(), lastSeq: lastSequence(b.BaseSequence(), b.LastOffsetDelta()),
-			base: b.BaseOffset(), last: b.LastOffset(), logAppendTime: lat,
+			base: b.BaseOffset(), last: b.LastOffset(), logAppendTime: lat, maxTimestamp: b.MaxTimestamp(),
 		})
 		return true
 	})

@@ -101,6 +101,7 @@ type ProducerInfo struct {
 	ProducerID    int64
 	ProducerEpoch int16
 	LastSequence  int32 // -1 when no batch of the current epoch is remembered
+	LastTimestamp int64 // the max timestamp of that batch, or -1
 	// TxnStartOffset is the first offset of the producer's open
 	// transaction, or -1.
 	TxnStartOffset int64
@@ -113,9 +114,9 @@ func (p *Partition) Producers() []ProducerInfo {
 	p.mu.Lock()
 	out := make([]ProducerInfo, 0, len(p.producers))
 	for pid, st := range p.producers {
-		info := ProducerInfo{ProducerID: pid, ProducerEpoch: st.epoch, LastSequence: -1, TxnStartOffset: -1}
-		if seq, ok := st.lastSeq(); ok {
-			info.LastSequence = seq
+		info := ProducerInfo{ProducerID: pid, ProducerEpoch: st.epoch, LastSequence: -1, LastTimestamp: -1, TxnStartOffset: -1}
+		if n := len(st.batches); n > 0 {
+			info.LastSequence, info.LastTimestamp = st.batches[n-1].lastSeq, st.batches[n-1].maxTimestamp
 		}
 		if first, ok := open[pid]; ok {
 			info.TxnStartOffset = first
@@ -125,7 +126,7 @@ func (p *Partition) Producers() []ProducerInfo {
 	}
 	p.mu.Unlock()
 	for pid, first := range open {
-		out = append(out, ProducerInfo{ProducerID: pid, ProducerEpoch: -1, LastSequence: -1, TxnStartOffset: first})
+		out = append(out, ProducerInfo{ProducerID: pid, ProducerEpoch: -1, LastSequence: -1, LastTimestamp: -1, TxnStartOffset: first})
 	}
 	slices.SortFunc(out, func(a, b ProducerInfo) int { return cmp.Compare(a.ProducerID, b.ProducerID) })
 	return out

@@ -7,9 +7,9 @@ import (
 )
 
 // DescribeProducers (key 61): the producers each partition knows: id,
-// epoch, last sequence and the first offset of an open transaction (-1
-// when none). Last timestamps are not kept (-1), nor coordinator epochs
-// (-1: this node has one coordinator that never moves).
+// epoch, last sequence and timestamp, and the first offset of an open
+// transaction (-1 when none). Coordinator epochs are not kept (-1: this
+// node has one coordinator that never moves).
 //
 // Versions: v0 only.
 func (s *Server) handleDescribeProducers(_ context.Context, r *request) (reply, error) {
@@ -30,7 +30,7 @@ func (s *Server) handleDescribeProducers(_ context.Context, r *request) (reply, 
 			for _, p := range part.Producers() {
 				ap := kmsg.NewDescribeProducersResponseTopicPartitionActiveProducer()
 				ap.ProducerID, ap.ProducerEpoch, ap.LastSequence = p.ProducerID, int32(p.ProducerEpoch), p.LastSequence
-				ap.LastTimestamp, ap.CoordinatorEpoch, ap.CurrentTxnStartOffset = -1, -1, p.TxnStartOffset
+				ap.LastTimestamp, ap.CoordinatorEpoch, ap.CurrentTxnStartOffset = p.LastTimestamp, -1, p.TxnStartOffset
 				sp.ActiveProducers = append(sp.ActiveProducers, ap)
 			}
 			st.Partitions = append(st.Partitions, sp)

@@ -535,7 +535,7 @@ func TestTxnAdmin(t *testing.T) {
 	var found bool
 	producers.EachProducer(func(p kadm.DescribedProducer) {
 		if p.ProducerID == d.ProducerID {
-			found = p.CurrentTxnStartOffset == 2 && p.ProducerEpoch == d.ProducerEpoch
+			found = p.CurrentTxnStartOffset == 2 && p.ProducerEpoch == d.ProducerEpoch && p.LastSequence == 0 && p.LastTimestamp > 0
 		}
 	})
 	if !found {
