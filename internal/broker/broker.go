@@ -71,6 +71,7 @@ type Broker struct {
 	byID     map[TopicID]string // topic ids to names, for requests that name topics by id
 
 	groups *groupCoordinator // consumer groups and committed offsets
+	txns   *txnCoordinator   // Kafka transactions; see txn.go
 	alarms *alarm.Monitor    // resource alarms; see alarms.go
 
 	pids producerIDs // Kafka producer ids; see producerids.go
@@ -151,6 +152,10 @@ func Open(opts Options) (*Broker, error) {
 		b.closeAll(false)
 		return nil, err
 	}
+	if err := b.openTxns(); err != nil {
+		b.closeAll(false)
+		return nil, err
+	}
 	if err := b.openQueues(); err != nil {
 		b.closeAll(false)
 		return nil, err
@@ -162,8 +167,9 @@ func Open(opts Options) (*Broker, error) {
 	b.openAlarms()
 	b.alarms.Start()
 	b.logRecovery(time.Since(opened))
-	b.wg.Add(2)
+	b.wg.Add(3)
 	go b.janitor()
+	go b.sweepTxns()
 	go b.queueFlusher(time.Second)
 	return b, nil
 }
@@ -555,6 +561,11 @@ func (b *Broker) closeAll(clean bool) error {
 	} else if clean {
 		if err := writeCleanMark(b.opts.FS, b.opts.DataDir); err != nil {
 			errs = append(errs, err)
+		}
+	}
+	if b.txns != nil {
+		if err := b.txns.close(); err != nil {
+			errs = append(errs, fmt.Errorf("closing the transaction log: %w", err))
 		}
 	}
 	if b.groups != nil {

@@ -7,10 +7,11 @@
 // idempotent producer state of each partition (producers.go) and the
 // producer id blocks (producerids.go), the consumer group coordinator
 // (groups.go, groups_state.go), the committed offsets store (offsets.go),
-// the murmur2 key partitioner every Wharf publish path uses
-// (partitioner.go), the crossing between AMQP messages and Kafka records
-// (crossing.go) and the bridge rules that publish records into exchanges
-// (bridge.go), the AMQP model: vhosts, exchanges, queue metadata,
+// the Kafka transaction coordinator (txn.go, with its durable log under
+// <data-dir>/txn), the murmur2 key partitioner every Wharf publish path
+// uses (partitioner.go), the crossing between AMQP messages and Kafka
+// records (crossing.go) and the bridge rules that publish records into
+// exchanges (bridge.go), the AMQP model: vhosts, exchanges, queue metadata,
 // bindings and routing (amqp_*.go), and the resource alarm monitor
 // (alarms.go, internal/alarm), which adapters ask or subscribe to. Durable
 // AMQP objects are commands in the metadata log; transient ones live only
@@ -84,6 +85,12 @@
 //     published into it. Bridges read partitions and publish through
 //     Publish like any adapter; they stop, and Close waits for them,
 //     before the logs close.
+//   - A partition accepts a transactional batch only while the producer's
+//     ongoing transaction holds it, and a transaction's partitions are
+//     durable in the coordinator's log before that; a transaction's end is
+//     durable as Prepare before its markers are written, and as Complete
+//     only once they (and a commit's offsets) are: a crash anywhere leaves
+//     it open or completes it on open, never half applied (txn.go).
 //
 // # Lock order
 //
@@ -94,5 +101,7 @@
 // them; an idempotent append takes only its Partition.mu. A deduplication
 // window's lock (dedupWindow.mu) is innermost: nothing else is taken while
 // it is held, publishes take it after releasing the model's lock and
-// outside any Queue.mu, and it is never held while waiting for the disk.
+// outside any Queue.mu, and it is never held while waiting for the disk. A transactional
+// id's lock (txn.go) comes before the producer id lock, a Partition.mu and
+// the group coordinator's lock.
 package broker

@@ -31,3 +31,30 @@ var (
 	ErrOffsetOutOfRange = storage.ErrOffsetOutOfRange
 	ErrStorage          = storage.ErrStorage
 )
+
+// Errors of Kafka transactions (txn.go).
+var (
+	// ErrInvalidTxnState is a request that the transaction's state does
+	// not allow, such as a transactional batch for a partition the
+	// transaction does not hold, or committing a transaction never begun.
+	ErrInvalidTxnState = errors.New("invalid transaction state")
+	// ErrProducerFenced is a request from an older epoch of a
+	// transactional id: another producer with that id took over.
+	ErrProducerFenced = errors.New("producer fenced by a newer epoch of its transactional id")
+	// ErrInvalidProducerIDMapping is a producer id that is not the one of
+	// the transactional id.
+	ErrInvalidProducerIDMapping = errors.New("producer id does not match the transactional id")
+	// ErrInvalidTxnTimeout is a transaction timeout outside the allowed
+	// range.
+	ErrInvalidTxnTimeout = errors.New("invalid transaction timeout")
+	// ErrConcurrentTransactions is a request for a transaction that is
+	// still completing; it is retriable.
+	ErrConcurrentTransactions = errors.New("the previous transaction is still completing")
+	// ErrUnstableOffsetCommit is a committed offset that a transaction
+	// still pending may change.
+	ErrUnstableOffsetCommit = errors.New("a transactional offset commit is pending")
+)
+
+// ErrOperationNotAttempted is a part of a request left undone because
+// another part of it failed.
+var ErrOperationNotAttempted = errors.New("operation not attempted")

@@ -28,6 +28,7 @@ type Partition struct {
 
 	mu        sync.Mutex // serialises idempotent appends with their checks
 	producers map[int64]*producerState
+	txns      map[int64]int16 // producers whose transaction holds this partition -> their epoch (txn_partition.go)
 
 	stats flowCounters
 }
@@ -49,8 +50,9 @@ func (p *Partition) Append(ctx context.Context, batches []byte) (AppendResult, e
 // producer's epoch and sequence: a retry of one of its last five batches is
 // answered with the original offsets and not written again; a gap is
 // ErrOutOfOrderSequence and a stale epoch ErrInvalidProducerEpoch.
-// Transactional and control batches are refused: there are no transactions
-// to write them in.
+// A transactional batch is accepted only while the producer's ongoing
+// transaction holds the partition (txn_partition.go); control batches are
+// written by the broker alone.
 func (p *Partition) Produce(batches []byte) (AppendResult, Pending, error) {
 	// Only the header is read here; AppendAsync verifies every batch (CRC
 	// included) before anything is written or any producer state recorded.
@@ -63,8 +65,8 @@ func (p *Partition) Produce(batches []byte) (AppendResult, Pending, error) {
 	switch {
 	case first.IsControl():
 		return AppendResult{}, Pending{}, fmt.Errorf("%w: clients may not write control batches", ErrInvalidRecord)
-	case first.IsTransactional():
-		return AppendResult{}, Pending{}, fmt.Errorf("%w: transactional batches are not supported", ErrInvalidRecord)
+	case first.IsTransactional() && first.ProducerID() < 0:
+		return AppendResult{}, Pending{}, fmt.Errorf("%w: a transactional batch needs a producer id", ErrInvalidRecord)
 	}
 	pid := first.ProducerID()
 	if pid < 0 {
@@ -81,6 +83,11 @@ func (p *Partition) Produce(batches []byte) (AppendResult, Pending, error) {
 	lastSeq := lastSequence(firstSeq, first.LastOffsetDelta())
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if first.IsTransactional() {
+		if err := p.checkTxn(pid, epoch); err != nil {
+			return AppendResult{}, Pending{}, err
+		}
+	}
 	st := p.producers[pid]
 	if st == nil {
 		st = &producerState{epoch: -1}
@@ -103,7 +110,7 @@ func (p *Partition) Produce(batches []byte) (AppendResult, Pending, error) {
 	p.stats.in(res.LastOffset-res.BaseOffset+1, len(batches))
 	st.record(epoch, producerBatch{
 		firstSeq: firstSeq, lastSeq: lastSeq, base: res.BaseOffset, last: res.LastOffset,
-		logAppendTime: res.LogAppendTime, pending: pending,
+		logAppendTime: res.LogAppendTime, maxTimestamp: max(first.MaxTimestamp(), res.LogAppendTime), pending: pending,
 	})
 	p.producers[pid] = st
 	return res, pending, nil

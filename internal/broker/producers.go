@@ -21,6 +21,7 @@ type producerBatch struct {
 	firstSeq, lastSeq int32
 	base, last        int64
 	logAppendTime     int64
+	maxTimestamp      int64   // the batch's max timestamp, for DescribeProducers
 	pending           Pending // the append's durability; zero when read back from disk
 }
 
@@ -84,6 +85,15 @@ func (st *producerState) check(epoch int16, first, last int32) (*producerBatch, 
 	return nil, nil
 }
 
+// bumpEpoch moves the producer to a later epoch without a batch, as a
+// transaction marker of that epoch does: its next batch starts a new
+// sequence.
+func (st *producerState) bumpEpoch(epoch int16) {
+	if epoch > st.epoch {
+		st.epoch, st.batches = epoch, st.batches[:0]
+	}
+}
+
 // record remembers a batch that was written.
 func (st *producerState) record(epoch int16, b producerBatch) {
 	if epoch != st.epoch {
@@ -105,7 +115,7 @@ func (p *Partition) rebuildProducers() error {
 	from := bases[max(0, len(bases)-2)]
 	p.producers = map[int64]*producerState{}
 	return p.log.ScanHeaders(from, func(b storage.Batch) bool {
-		if b.ProducerID() < 0 || b.IsControl() {
+		if b.ProducerID() < 0 {
 			return true
 		}
 		st := p.producers[b.ProducerID()]
@@ -113,13 +123,18 @@ func (p *Partition) rebuildProducers() error {
 			st = &producerState{epoch: -1}
 			p.producers[b.ProducerID()] = st
 		}
+		if b.IsControl() {
+			// A transaction marker carries the producer's epoch.
+			st.bumpEpoch(b.ProducerEpoch())
+			return true
+		}
 		lat := int64(-1)
 		if b.IsLogAppendTime() {
 			lat = b.MaxTimestamp()
 		}
 		st.record(b.ProducerEpoch(), producerBatch{
 			firstSeq: b.BaseSequence(), lastSeq: lastSequence(b.BaseSequence(), b.LastOffsetDelta()),
-			base: b.BaseOffset(), last: b.LastOffset(), logAppendTime: lat,
+			base: b.BaseOffset(), last: b.LastOffset(), logAppendTime: lat, maxTimestamp: b.MaxTimestamp(),
 		})
 		return true
 	})

@@ -29,6 +29,12 @@ import (
 // Versions: v3 response max bytes; v4 isolation level and last stable
 // offset; v5 log start offset; v7 sessions; v9 current leader epoch; v11
 // rack; v12 flexible; v13 topic ids.
+//
+// With isolation level read_committed (v4+) a partition's data stops at
+// its last stable offset, and the response lists the aborted transactions
+// whose records the fetched range may hold, so the client drops them;
+// transaction markers are served with the data, as Kafka serves them, and
+// clients skip them.
 func (s *Server) handleFetch(_ context.Context, r *request) (reply, error) {
 	req := r.kreq.(*kmsg.FetchRequest)
 	if req.SessionID != 0 {
@@ -64,6 +70,7 @@ type fetchTarget struct {
 	part   *broker.Partition
 	offset int64
 	max    int32
+	stable bool // read committed: wait for the last stable offset
 }
 
 func (s *Server) fetch(ctx context.Context, r *request, req *kmsg.FetchRequest) (kmsg.Response, [][]byte) {
@@ -104,7 +111,11 @@ func waitAny(ctx context.Context, deadline time.Time, targets []fetchTarget) boo
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if t.part.Wait(ctx, t.offset) == nil {
+			wait := t.part.Wait
+			if t.stable {
+				wait = t.part.WaitStable
+			}
+			if wait(ctx, t.offset) == nil {
 				select {
 				case woke <- struct{}{}:
 				default:
@@ -134,6 +145,7 @@ func (s *Server) fetchOnce(r *request, req *kmsg.FetchRequest) (*kmsg.FetchRespo
 	}
 	var targets []fetchTarget
 	total := 0
+	committed := r.version >= 4 && req.IsolationLevel == 1
 	for ti, rt := range req.Topics {
 		st := kmsg.NewFetchResponseTopic()
 		st.Topic, st.TopicID = rt.Topic, rt.TopicID
@@ -164,24 +176,40 @@ func (s *Server) fetchOnce(r *request, req *kmsg.FetchRequest) (*kmsg.FetchRespo
 				continue
 			}
 			start, hw, end := part.Offsets()
-			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = hw, hw, start
+			lso := part.LastStable()
+			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = hw, lso, start
 			if rp.FetchOffset < start || rp.FetchOffset > end {
 				sp.ErrorCode = kerr.OffsetOutOfRange.Code
 				st.Partitions = append(st.Partitions, sp)
 				continue
 			}
 			// Wait for data beyond what is readable now.
-			targets = append(targets, fetchTarget{t: ti, p: pi, part: part, offset: max(hw, rp.FetchOffset)})
+			visible := hw
+			if committed {
+				visible = lso
+			}
+			targets = append(targets, fetchTarget{t: ti, p: pi, part: part, offset: max(visible, rp.FetchOffset), stable: committed})
 			switch {
-			case rp.FetchOffset >= hw:
+			case rp.FetchOffset >= visible:
 			case remaining > 0:
 				max := min(int(rp.PartitionMaxBytes), remaining)
 				if total > 0 && max <= 0 {
 					break
 				}
-				res, err := part.Read(rp.FetchOffset, max)
+				read := part.Read
+				if committed {
+					read = part.ReadStable
+				}
+				res, err := read(rp.FetchOffset, max)
 				if err == nil {
-					sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = res.HighWatermark, res.HighWatermark, res.LogStartOffset
+					sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = res.HighWatermark, res.LastStable, res.LogStartOffset
+					if committed && res.Len() > 0 {
+						for _, a := range part.AbortedTxns(rp.FetchOffset, res.LastStable) {
+							at := kmsg.NewFetchResponseTopicPartitionAbortedTransaction()
+							at.ProducerID, at.FirstOffset = a.ProducerID, a.FirstOffset
+							sp.AbortedTransactions = append(sp.AbortedTransactions, at)
+						}
+					}
 					buf := s.bufs.get(res.Len())[:0]
 					sp.RecordBatches, err = res.AppendTo(buf)
 					res.Release()

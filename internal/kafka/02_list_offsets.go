@@ -9,7 +9,7 @@ import (
 
 // Special ListOffsets timestamps.
 const (
-	latestTimestamp        = -1 // the high watermark (last stable offset)
+	latestTimestamp        = -1 // the high watermark, or the last stable offset for read_committed
 	earliestTimestamp      = -2 // the log start offset
 	maxTimestamp           = -3 // the record with the largest timestamp (v7+)
 	earliestLocalTimestamp = -4 // the first offset on local disk: the start here (v8+)
@@ -19,6 +19,9 @@ const (
 // ListOffsets (key 2): the offset for a timestamp in each partition:
 // earliest, latest, the record with the largest timestamp, or the first
 // record with a timestamp at or after the one given.
+//
+// With isolation level read_committed (v2+) latest is the last stable
+// offset, and a timestamp found at or past it is not found.
 //
 // Versions: v0 answers with a list of offsets (old style); v1 one offset and
 // timestamp; v2 isolation level; v4 leader epochs; v6 flexible; v7 max
@@ -44,6 +47,9 @@ func (s *Server) handleListOffsets(_ context.Context, r *request) (reply, error)
 				switch rp.Timestamp {
 				case latestTimestamp:
 					sp.Offset = hw
+					if r.version >= 2 && req.IsolationLevel == 1 {
+						sp.Offset = part.LastStable()
+					}
 				case earliestTimestamp, earliestLocalTimestamp:
 					sp.Offset = start
 				case latestTieredTimestamp:
@@ -52,6 +58,10 @@ func (s *Server) handleListOffsets(_ context.Context, r *request) (reply, error)
 					sp.Offset, sp.Timestamp, err = part.MaxTimestamp()
 				default:
 					sp.Offset, sp.Timestamp, err = part.OffsetForTime(rp.Timestamp)
+					if err == nil && r.version >= 2 && req.IsolationLevel == 1 && sp.Offset >= part.LastStable() {
+						// Not yet readable at read_committed: as if not found.
+						sp.Offset, sp.Timestamp = -1, -1
+					}
 				}
 				if err != nil {
 					sp.ErrorCode, sp.Offset, sp.Timestamp = errorCode(err), -1, -1

@@ -14,7 +14,9 @@ import (
 // does not exist) answers offset -1, leader epoch -1 and empty metadata,
 // without an error. Null topics (v2+) ask for every committed offset of
 // the group. Committed offsets are visible once their commit was
-// acknowledged, so require_stable has nothing to wait for.
+// acknowledged. With require_stable, a partition whose offset a
+// transaction not yet complete commits (TxnOffsetCommit) answers
+// UNSTABLE_OFFSET_COMMIT, which the client retries.
 //
 // Versions: v1 offsets kept by the broker (as v0 here); v2 null topics and
 // a top-level error; v3 throttle; v5 leader epoch; v6 flexible; v7
@@ -35,12 +37,13 @@ func (s *Server) handleOffsetFetch(_ context.Context, r *request) (reply, error)
 					want = append(want, requestedTopic{t.Topic, t.Partitions})
 				}
 			}
-			for _, t := range s.fetchOffsets(rg.Group, want, rg.Topics == nil) {
+			for _, t := range s.fetchOffsets(rg.Group, want, rg.Topics == nil, req.RequireStable) {
 				gt := kmsg.NewOffsetFetchResponseGroupTopic()
 				gt.Topic = t.topic
 				for _, p := range t.parts {
 					gp := kmsg.NewOffsetFetchResponseGroupTopicPartition()
 					gp.Partition, gp.Offset, gp.LeaderEpoch, gp.Metadata = p.partition, p.offset, p.leaderEpoch, &p.metadata
+					gp.ErrorCode = p.errorCode
 					gt.Partitions = append(gt.Partitions, gp)
 				}
 				g.Topics = append(g.Topics, gt)
@@ -53,12 +56,13 @@ func (s *Server) handleOffsetFetch(_ context.Context, r *request) (reply, error)
 	for _, t := range req.Topics {
 		want = append(want, requestedTopic{t.Topic, t.Partitions})
 	}
-	for _, t := range s.fetchOffsets(req.Group, want, r.version >= 2 && req.Topics == nil) {
+	for _, t := range s.fetchOffsets(req.Group, want, r.version >= 2 && req.Topics == nil, r.version >= 7 && req.RequireStable) {
 		rt := kmsg.NewOffsetFetchResponseTopic()
 		rt.Topic = t.topic
 		for _, p := range t.parts {
 			rp := kmsg.NewOffsetFetchResponseTopicPartition()
 			rp.Partition, rp.Offset, rp.Metadata = p.partition, p.offset, &p.metadata
+			rp.ErrorCode = p.errorCode
 			if r.version >= 5 {
 				rp.LeaderEpoch = p.leaderEpoch
 			}
@@ -84,13 +88,19 @@ type fetchedOffset struct {
 	offset      int64
 	leaderEpoch int32
 	metadata    string
+	errorCode   int16
 }
 
 // fetchOffsets answers the requested partitions of a group in request
 // order, or, when all is set, every committed partition sorted by topic
-// and partition.
-func (s *Server) fetchOffsets(group string, want []requestedTopic, all bool) []fetchedTopic {
+// and partition. With stable, a partition a pending transaction commits
+// is UNSTABLE_OFFSET_COMMIT.
+func (s *Server) fetchOffsets(group string, want []requestedTopic, all, stable bool) []fetchedTopic {
 	committed := s.b.CommittedOffsets(group)
+	var pending map[broker.TopicPartition]bool
+	if stable {
+		pending = s.b.PendingTxnOffsets(group)
+	}
 	if all {
 		tps := make([]broker.TopicPartition, 0, len(committed))
 		for tp := range committed {
@@ -115,8 +125,12 @@ func (s *Server) fetchOffsets(group string, want []requestedTopic, all bool) []f
 		ft := fetchedTopic{topic: t.topic, parts: make([]fetchedOffset, 0, len(t.parts))}
 		for _, p := range t.parts {
 			fo := fetchedOffset{partition: p, offset: -1, leaderEpoch: -1}
-			if o, ok := committed[broker.TopicPartition{Topic: t.topic, Partition: p}]; ok {
+			tp := broker.TopicPartition{Topic: t.topic, Partition: p}
+			if o, ok := committed[tp]; ok {
 				fo.offset, fo.leaderEpoch, fo.metadata = o.Offset, o.LeaderEpoch, o.Metadata
+			}
+			if pending[tp] {
+				fo.errorCode = errorCode(broker.ErrUnstableOffsetCommit)
 			}
 			ft.parts = append(ft.parts, fo)
 		}

@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -15,18 +16,17 @@ import (
 // epoch is exhausted or the id is not one this cluster handed out. An id
 // without an epoch, or the reverse, is INVALID_REQUEST, as in Kafka.
 //
-// Transactions are not supported yet (they come in a later release). A
-// request with a transactional id is answered with
-// TRANSACTIONAL_ID_AUTHORIZATION_FAILED: the code Kafka gives a client that
-// may not use transactional ids. Every client treats it as fatal and not
-// retriable, so initTransactions fails at once with a clear cause instead
-// of retrying until it times out, as a retriable code such as
-// COORDINATOR_NOT_AVAILABLE would make it do; the response has no message
-// field, so the broker logs why. An empty transactional id is
-// INVALID_REQUEST, as in Kafka.
+// With a transactional id the transaction coordinator answers
+// (internal/broker/txn.go): the id's producer id with its epoch bumped,
+// which fences every earlier producer of the id, after aborting a
+// transaction the previous epoch left open. A timeout over 15 minutes is
+// INVALID_TRANSACTION_TIMEOUT; an id and epoch (v3+) that are not the
+// transactional id's current ones are PRODUCER_FENCED (before v4,
+// INVALID_PRODUCER_EPOCH). An empty transactional id is INVALID_REQUEST,
+// as in Kafka.
 //
-// Versions: v1 same as v0; v2 flexible; v3 producer id and epoch; v4-v5
-// same as v3.
+// Versions: v1 same as v0; v2 flexible; v3 producer id and epoch; v4
+// PRODUCER_FENCED; v5 same as v4.
 func (s *Server) handleInitProducerID(ctx context.Context, r *request) (reply, error) {
 	req := r.kreq.(*kmsg.InitProducerIDRequest)
 	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
@@ -38,9 +38,21 @@ func (s *Server) handleInitProducerID(ctx context.Context, r *request) (reply, e
 		if *req.TransactionalID == "" {
 			return fail(kerr.InvalidRequest.Code)
 		}
-		s.logger.Warn("refused a transactional producer: transactions are not supported yet",
-			"transactional_id", *req.TransactionalID, "client_id", r.clientID, "remote", r.conn.nc.RemoteAddr().String())
-		return fail(kerr.TransactionalIDAuthorizationFailed.Code)
+		id, epoch := int64(-1), int16(-1)
+		if r.version >= 3 {
+			id, epoch = req.ProducerID, req.ProducerEpoch
+			if (id == -1) != (epoch == -1) {
+				return fail(kerr.InvalidRequest.Code)
+			}
+		}
+		timeout := time.Duration(req.TransactionTimeoutMillis) * time.Millisecond
+		id, epoch, err := s.b.InitTxnProducer(ctx, *req.TransactionalID, timeout, id, epoch)
+		if err != nil {
+			s.logger.Debug("initialising a transactional producer", "transactional_id", *req.TransactionalID, "err", err)
+			return fail(txnErrorCode(err, r.version, 4))
+		}
+		resp.ProducerID, resp.ProducerEpoch = id, epoch
+		return now(resp), nil
 	}
 	id, epoch := int64(-1), int16(-1)
 	if r.version >= 3 {

@@ -21,7 +21,8 @@ import (
 //   - read: fetch from a topic, list its offsets, read its leader epochs and
 //     configs, commit or fetch a group's offsets for it, and use a group at
 //     all (FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
-//     DescribeGroups, ListGroups, OffsetCommit, OffsetFetch);
+//     DescribeGroups, ListGroups, OffsetCommit, OffsetFetch,
+//     AddOffsetsToTxn, TxnOffsetCommit);
 //   - a topic appears in Metadata when any of the three matches its name.
 //
 // Broker configs (DescribeConfigs, AlterConfigs) need the administrator
@@ -134,6 +135,26 @@ func (c *conn) authorize(r *request) (deny kmsg.Response, patch func(kmsg.Respon
 		return authzCreatePartitions(a, req)
 	case *kmsg.DeleteGroupsRequest:
 		return authzDeleteGroups(a, req)
+	case *kmsg.AddOffsetsToTxnRequest:
+		return groupOnly(a, req.Group, req, func(resp kmsg.Response) {
+			resp.(*kmsg.AddOffsetsToTxnResponse).ErrorCode = kerr.GroupAuthorizationFailed.Code
+		})
+	case *kmsg.TxnOffsetCommitRequest:
+		if !a.may(auth.Read, req.Group) {
+			return answer(req, func(resp kmsg.Response) {
+				tr := resp.(*kmsg.TxnOffsetCommitResponse)
+				for _, t := range req.Topics {
+					rt := kmsg.NewTxnOffsetCommitResponseTopic()
+					rt.Topic = t.Topic
+					for _, p := range t.Partitions {
+						rp := kmsg.NewTxnOffsetCommitResponseTopicPartition()
+						rp.Partition, rp.ErrorCode = p.Partition, kerr.GroupAuthorizationFailed.Code
+						rt.Partitions = append(rt.Partitions, rp)
+					}
+					tr.Topics = append(tr.Topics, rt)
+				}
+			}), nil
+		}
 	case *kmsg.OffsetDeleteRequest:
 		if !a.may(auth.Configure, req.Group) {
 			resp := req.ResponseKind().(*kmsg.OffsetDeleteResponse)

@@ -51,6 +51,14 @@
 //     it (internal/drain), answers every request it read, whole, and then
 //     closes; only past the shutdown deadline are sockets closed under
 //     responses.
+//   - Transactions are the broker's (internal/broker/txn.go): the
+//     handlers of keys 22 (with a transactional id), 24, 25, 26 and 28
+//     translate, and answer only once the coordinator's change is durable.
+//     Fetch and ListOffsets at read_committed stop at the last stable
+//     offset; OffsetFetch with require_stable reports offsets a pending
+//     transaction commits as UNSTABLE_OFFSET_COMMIT. No version that needs
+//     KIP-890 (Produce v12, AddPartitionsToTxn v4, EndTxn v4+) is
+//     advertised.
 //   - Under the broker's disk alarm a produce request writes nothing and
 //     every partition gets KAFKA_STORAGE_ERROR; under the memory alarm it
 //     is accepted, answered with throttle_time_ms, and its connection is

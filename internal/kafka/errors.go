@@ -71,6 +71,20 @@ func errorCode(err error) int16 {
 		return kerr.OffsetMetadataTooLarge.Code
 	case errors.Is(err, broker.ErrNotCoordinator):
 		return kerr.NotCoordinator.Code
+	case errors.Is(err, broker.ErrInvalidTxnState):
+		return kerr.InvalidTxnState.Code
+	case errors.Is(err, broker.ErrProducerFenced):
+		return kerr.ProducerFenced.Code
+	case errors.Is(err, broker.ErrInvalidProducerIDMapping):
+		return kerr.InvalidProducerIDMapping.Code
+	case errors.Is(err, broker.ErrInvalidTxnTimeout):
+		return kerr.InvalidTransactionTimeout.Code
+	case errors.Is(err, broker.ErrConcurrentTransactions):
+		return kerr.ConcurrentTransactions.Code
+	case errors.Is(err, broker.ErrUnstableOffsetCommit):
+		return kerr.UnstableOffsetCommit.Code
+	case errors.Is(err, broker.ErrOperationNotAttempted):
+		return kerr.OperationNotAttempted.Code
 	case errors.Is(err, broker.ErrClosed), errors.Is(err, broker.ErrLogClosed):
 		return kerr.NotLeaderForPartition.Code
 	case errors.Is(err, context.DeadlineExceeded):

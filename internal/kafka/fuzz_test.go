@@ -142,6 +142,27 @@ func seedRequest(key int16) kmsg.Request {
 		r := kmsg.NewPtrInitProducerIDRequest()
 		r.ProducerID, r.ProducerEpoch = 0, 0
 		return r
+	case 24:
+		r := kmsg.NewPtrAddPartitionsToTxnRequest()
+		r.TransactionalID = "fuzz-txn"
+		t := kmsg.NewAddPartitionsToTxnRequestTopic()
+		t.Topic, t.Partitions = topic, []int32{0}
+		r.Topics = append(r.Topics, t)
+		return r
+	case 28:
+		r := kmsg.NewPtrTxnOffsetCommitRequest()
+		r.TransactionalID, r.Group = "fuzz-txn", "fuzz-group"
+		t := kmsg.NewTxnOffsetCommitRequestTopic()
+		t.Topic = topic
+		t.Partitions = append(t.Partitions, kmsg.NewTxnOffsetCommitRequestTopicPartition())
+		r.Topics = append(r.Topics, t)
+		return r
+	case 61:
+		r := kmsg.NewPtrDescribeProducersRequest()
+		t := kmsg.NewDescribeProducersRequestTopic()
+		t.Topic, t.Partitions = topic, []int32{0}
+		r.Topics = append(r.Topics, t)
+		return r
 	case 23:
 		r := kmsg.NewPtrOffsetForLeaderEpochRequest()
 		t := kmsg.NewOffsetForLeaderEpochRequestTopic()

@@ -16,5 +16,6 @@ func (s *Server) handlerTable() map[int16]handler {
 	}
 	maps.Copy(t, s.adminHandlers())
 	maps.Copy(t, s.groupHandlers())
+	maps.Copy(t, s.txnHandlers())
 	return s.withSASL(t)
 }

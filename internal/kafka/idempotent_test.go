@@ -1,8 +1,6 @@
 package kafka
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"math"
 	"sync"
@@ -131,6 +129,7 @@ func initProducerID(t *testing.T, ts *testServer, v int16, txnID *string, id int
 	t.Helper()
 	req := kmsg.NewPtrInitProducerIDRequest()
 	req.TransactionalID, req.ProducerID, req.ProducerEpoch = txnID, id, epoch
+	req.TransactionTimeoutMillis = 60_000
 	resp, err := pinned(testCtx(t), ts, req, v)
 	if err != nil {
 		t.Fatal(err)
@@ -261,11 +260,16 @@ func TestRefusedBatches(t *testing.T) {
 		t.Fatal(err)
 	}
 	rp := &rawProducer{t: t, ts: ts, cl: ts.client(), topic: "refused", id: 1, epoch: 0}
-	for name, attrs := range map[string]int16{"transactional": 0x10, "control": 0x20} {
-		b := storage.AppendBatch(nil, storage.BatchSpec{Attributes: attrs, ProducerID: rp.id, ProducerEpoch: 0, BaseSequence: 0,
+	// A transactional batch outside a transaction that holds the
+	// partition, and a control batch, which only the broker writes.
+	for name, c := range map[string]struct {
+		attrs int16
+		want  *kerr.Error
+	}{"transactional": {0x10, kerr.InvalidTxnState}, "control": {0x20, kerr.InvalidRecord}} {
+		b := storage.AppendBatch(nil, storage.BatchSpec{Attributes: c.attrs, ProducerID: rp.id, ProducerEpoch: 0, BaseSequence: 0,
 			Records: []storage.Record{{Value: []byte("x")}}})
 		r := rp.send(b)
-		wantCode(t, name, r.ErrorCode, kerr.InvalidRecord)
+		wantCode(t, name, r.ErrorCode, c.want)
 	}
 	if end := endOffset(t, ts, "refused", 0); end != 0 {
 		t.Fatalf("refused batches were stored: end %d", end)
@@ -324,13 +328,15 @@ func TestInitProducerID(t *testing.T) {
 		}
 	}
 
-	// Transactions are refused with a fatal error, not a retriable one.
-	for _, v := range []int16{0, 5} {
+	// A transactional id keeps its producer id; each init bumps the epoch.
+	txnID := int64(-1)
+	for i, v := range []int16{0, 5} {
 		r := initProducerID(t, ts, v, strp("my-txn"), -1, -1)
-		wantCode(t, "transactional id", r.ErrorCode, kerr.TransactionalIDAuthorizationFailed)
-		if kerr.IsRetriable(kerr.ErrorForCode(r.ErrorCode)) {
-			t.Fatal("the transactional refusal is retriable")
+		wantCode(t, "transactional id", r.ErrorCode, nil)
+		if (i == 0 && ids[r.ProducerID]) || (i > 0 && r.ProducerID != txnID) || r.ProducerEpoch != int16(i) {
+			t.Fatalf("transactional init %d: %d/%d", i, r.ProducerID, r.ProducerEpoch)
 		}
+		txnID = r.ProducerID
 	}
 	wantCode(t, "empty transactional id", initProducerID(t, ts, 5, strp(""), -1, -1).ErrorCode, kerr.InvalidRequest)
 
@@ -349,25 +355,6 @@ func TestInitProducerID(t *testing.T) {
 	// A producer from before the restart may still bump its epoch.
 	if r := initProducerID(t, ts, 5, nil, id, 2); r.ProducerID != id || r.ProducerEpoch != 3 {
 		t.Fatalf("bump after restart: %d/%d", r.ProducerID, r.ProducerEpoch)
-	}
-}
-
-// TestTransactionalProducerFailsFast checks that a transactional kgo
-// producer gets a fatal error instead of retrying.
-func TestTransactionalProducerFailsFast(t *testing.T) {
-	ts := startServer(t, nil)
-	ctx, cancel := context.WithTimeout(testCtx(t), 20*time.Second)
-	defer cancel()
-	p := ts.client(kgo.TransactionalID("txn"), kgo.DefaultProduceTopic("txn-topic"))
-	err := p.BeginTransaction()
-	if err == nil {
-		err = p.ProduceSync(ctx, &kgo.Record{Value: []byte("x")}).FirstErr()
-	}
-	if !errors.Is(err, kerr.TransactionalIDAuthorizationFailed) {
-		t.Fatalf("transactional producer: %v, want %v", err, kerr.TransactionalIDAuthorizationFailed)
-	}
-	if ctx.Err() != nil {
-		t.Fatal("the transactional producer retried until the deadline")
 	}
 }
 

@@ -90,7 +90,7 @@ func TestCloseMakesEverythingDurable(t *testing.T) {
 			// it changes from now on.
 			last := segmentFiles(t, dir)
 			stem := strings.TrimSuffix(last[len(last)-1], ".log")
-			for _, ext := range []string{".index", ".timeindex"} {
+			for _, ext := range []string{".index", ".timeindex", ".txnindex"} {
 				if _, err := os.Stat(stem + ext); !os.IsNotExist(err) {
 					t.Errorf("active segment's %s after open: %v", ext, err)
 				}
@@ -108,7 +108,7 @@ func TestCleanOpenIndexesMatchRebuilt(t *testing.T) {
 	scanned := t.TempDir()
 	for _, path := range segmentFiles(t, dir) {
 		stem := strings.TrimSuffix(filepath.Base(path), ".log")
-		for _, ext := range []string{".log", ".index", ".timeindex"} {
+		for _, ext := range []string{".log", ".index", ".timeindex", ".txnindex"} {
 			buf, err := os.ReadFile(filepath.Join(dir, stem+ext))
 			if err != nil {
 				t.Fatal(err)

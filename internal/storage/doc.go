@@ -9,7 +9,10 @@
 // .index is the sparse offset index (relative offset -> file position, one
 // entry per IndexIntervalBytes, always at a batch boundary) with a trailer
 // summarising the segment (next offset, size, max timestamp) and a CRC32C;
-// .timeindex maps increasing max timestamps to offsets, with a CRC32C.
+// .timeindex maps increasing max timestamps to offsets, with a CRC32C;
+// .txnindex holds the transactions open where the segment begins and ends
+// (producer id, first offset) and those aborted in it (producer id, first
+// offset, abort marker offset), with a CRC32C (txn.go).
 // log-start-offset records a start moved by DeleteRecords.
 //
 // # Invariants
@@ -37,6 +40,14 @@
 //     shares it). If an fsync fails, the log is cut back to the high
 //     watermark and every append waiting on a later offset fails: data whose
 //     fsync failed is never acknowledged.
+//   - The log follows Kafka transactions from the batch headers and
+//     control records it stores: the open ones give the last stable
+//     offset (never past the high watermark), and abort markers the
+//     aborted list a read-committed reader needs. A segment's .txnindex is
+//     written with its other indexes and trusted only with them; without
+//     it the segment is read again, from the open transactions where it
+//     begins, as recovery reads any segment without indexes. A cut back
+//     after a failed fsync follows the cut segment's transactions again.
 //   - The append path validates the header and CRC and rewrites the base
 //     offset (and, for LogAppendTime, the timestamp and CRC); it never
 //     decodes records. The read path returns file ranges (Slice) that can be

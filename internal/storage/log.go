@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -79,7 +80,8 @@ type Log struct {
 	cutHW    []int64       // cutHW[g]: the hw kept by the cut that ended gen g
 	dirDirty bool          // segment files were created since the last dir fsync
 	closed   bool
-	closeErr error // the final fsync's error, reported by Close
+	closeErr error           // the final fsync's error, reported by Close
+	open     map[int64]int64 // producers with an open transaction -> its first offset (txn.go)
 
 	kick chan struct{} // wakes the syncer; capacity 1
 	stop chan struct{} // closed by Close
@@ -150,7 +152,7 @@ func (l *Log) load(rec *Recovery) error {
 	// Index files without a segment are left over from a deletion.
 	for _, e := range entries {
 		name := e.Name()
-		for _, ext := range []string{".index", ".timeindex"} {
+		for _, ext := range []string{".index", ".timeindex", ".txnindex"} {
 			if stem, ok := strings.CutSuffix(name, ext); ok && !present[stem+".log"] {
 				_ = l.fs.Remove(filepath.Join(l.dir, name))
 			}
@@ -158,6 +160,10 @@ func (l *Log) load(rec *Recovery) error {
 	}
 	now := l.now()
 	var start int64
+	// The transactions open where the next segment begins: carried from
+	// segment to segment, and taken from a whole segment's txn index.
+	open := map[int64]int64{}
+	l.open = open
 	if buf, err := l.fs.ReadFile(filepath.Join(l.dir, startOffsetFile)); err == nil {
 		if v, perr := strconv.ParseInt(strings.TrimSpace(string(buf)), 10, 64); perr == nil && v >= 0 {
 			start = v
@@ -170,6 +176,7 @@ func (l *Log) load(rec *Recovery) error {
 			return fmt.Errorf("%w: opening %s: %w", ErrStorage, path, err)
 		}
 		s := newSegment(base, path, f, now)
+		s.openAtStart = maps.Clone(open)
 		l.segments = append(l.segments, s)
 		if len(l.segments) > 1 {
 			prev := l.segments[len(l.segments)-2]
@@ -183,6 +190,7 @@ func (l *Log) load(rec *Recovery) error {
 		}
 		last := i == len(bases)-1
 		if err := s.loadIndexes(l.fs, info.Size()); err == nil {
+			open = maps.Clone(s.openAtEnd)
 			if last {
 				// Written by a clean Close. The active segment keeps no
 				// index files while it can change: they go now. Should
@@ -204,7 +212,11 @@ func (l *Log) load(rec *Recovery) error {
 			rec.ScannedSegments++
 			rec.ScannedBytes += info.Size()
 		}
-		whole, err := s.recover(l.cfg.IndexIntervalBytes, info.Size())
+		if s.openAtStart == nil {
+			s.openAtStart = map[int64]int64{}
+		}
+		open = maps.Clone(s.openAtStart)
+		whole, err := s.recover(l.cfg.IndexIntervalBytes, info.Size(), open)
 		if err != nil {
 			return fmt.Errorf("%w: reading %s: %w", ErrStorage, path, err)
 		}
@@ -228,7 +240,7 @@ func (l *Log) load(rec *Recovery) error {
 			// earlier segment.
 			for _, b := range bases[i+1:] {
 				stem := segmentStem(l.dir, b)
-				for _, ext := range []string{".log", ".index", ".timeindex"} {
+				for _, ext := range []string{".log", ".index", ".timeindex", ".txnindex"} {
 					_ = l.fs.Remove(stem + ext)
 				}
 			}
@@ -236,6 +248,7 @@ func (l *Log) load(rec *Recovery) error {
 		}
 		// A whole segment that had lost its indexes: make it durable, then
 		// record that it is whole.
+		s.openAtEnd = maps.Clone(open)
 		if err := f.Sync(); err != nil {
 			return fmt.Errorf("%w: fsync %s: %w", ErrStorage, path, err)
 		}
@@ -268,11 +281,14 @@ func (l *Log) load(rec *Recovery) error {
 		if err := l.fs.SyncDir(l.dir); err != nil {
 			return fmt.Errorf("%w: fsync directory %s: %w", ErrStorage, l.dir, err)
 		}
+		open = map[int64]int64{}
+		l.open = open
 		if err := l.createSegment(l.start); err != nil {
 			return err
 		}
 		l.next = l.start
 	}
+	l.open = open
 	l.hw, l.hwSeg, l.hwPos = l.next, l.active(), l.active().size
 	l.dropBelowStart()
 	return nil
@@ -287,7 +303,12 @@ func (l *Log) createSegment(base int64) error {
 	if err != nil {
 		return fmt.Errorf("%w: creating %s: %w", ErrStorage, path, err)
 	}
-	l.segments = append(l.segments, newSegment(base, path, f, l.now()))
+	s := newSegment(base, path, f, l.now())
+	s.openAtStart = maps.Clone(l.open)
+	if s.openAtStart == nil {
+		s.openAtStart = map[int64]int64{}
+	}
+	l.segments = append(l.segments, s)
 	l.dirDirty = true
 	return nil
 }
@@ -323,6 +344,7 @@ func (l *Log) roll() error {
 	if err := l.createSegment(l.next); err != nil {
 		return err
 	}
+	old.openAtEnd = maps.Clone(l.open)
 	old.sealed = true
 	l.wakeSyncer()
 	return nil
@@ -468,6 +490,7 @@ func (l *Log) writeRun(seg *segment, run []byte, pos int64) error {
 		b := Batch(run)
 		b = b[:b.Size()]
 		seg.track(b, pos, l.cfg.IndexIntervalBytes)
+		trackTxn(l.open, seg, b)
 		pos += int64(len(b))
 		run = run[len(b):]
 	}
@@ -605,6 +628,7 @@ func (l *Log) Close() error {
 	l.mu.Lock()
 	err := l.closeErr
 	if a := l.active(); err == nil && a.size > 0 {
+		a.openAtEnd = maps.Clone(l.open)
 		if werr := a.writeIndexes(l.fs); werr != nil {
 			l.logger.Warn("writing the active segment's indexes; the next start reads it", "segment", a.path, "err", werr)
 		}

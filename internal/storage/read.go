@@ -59,6 +59,7 @@ type ReadResult struct {
 	Slice
 	HighWatermark  int64
 	LogStartOffset int64
+	LastStable     int64 // the last stable offset when the read was made
 }
 
 // Read returns the batches from the one holding offset, in one segment, up to
@@ -67,8 +68,19 @@ type ReadResult struct {
 // the high watermark returns an empty slice; below the log start or past the
 // high watermark, ErrOffsetOutOfRange. The caller must Release the result.
 func (l *Log) Read(offset int64, maxBytes int) (ReadResult, error) {
+	return l.read(offset, maxBytes, false)
+}
+
+// ReadStable is Read for a read-committed reader: it never returns data at
+// or past the last stable offset. Reading between the last stable offset
+// and the high watermark returns an empty slice.
+func (l *Log) ReadStable(offset int64, maxBytes int) (ReadResult, error) {
+	return l.read(offset, maxBytes, true)
+}
+
+func (l *Log) read(offset int64, maxBytes int, stable bool) (ReadResult, error) {
 	l.mu.Lock()
-	res := ReadResult{HighWatermark: l.hw, LogStartOffset: l.start}
+	res := ReadResult{HighWatermark: l.hw, LogStartOffset: l.start, LastStable: l.lastStable()}
 	if l.closed {
 		l.mu.Unlock()
 		return res, ErrClosed
@@ -77,7 +89,11 @@ func (l *Log) Read(offset int64, maxBytes int) (ReadResult, error) {
 		l.mu.Unlock()
 		return res, fmt.Errorf("%w: offset %d, log holds [%d, %d)", ErrOffsetOutOfRange, offset, l.start, l.hw)
 	}
-	if offset == l.hw {
+	bound := l.hw
+	if stable {
+		bound = res.LastStable
+	}
+	if offset >= bound {
 		l.mu.Unlock()
 		return res, nil
 	}
@@ -87,6 +103,7 @@ func (l *Log) Read(offset int64, maxBytes int) (ReadResult, error) {
 		limit = l.hwPos
 	}
 	idx := seg.index // entries are only ever appended, so this view stays valid
+	segNext := seg.next
 	seg.acquire()
 	l.mu.Unlock()
 
@@ -94,6 +111,14 @@ func (l *Log) Read(offset int64, maxBytes int) (ReadResult, error) {
 	if err != nil {
 		seg.release()
 		return res, err
+	}
+	if stable && bound < res.HighWatermark && bound < segNext {
+		// The last stable offset is the first offset of a batch in this
+		// segment: the read ends where that batch begins.
+		if limit, err = seg.find(bound, lookupIndex(idx, uint32(bound-seg.base)), limit); err != nil {
+			seg.release()
+			return res, err
+		}
 	}
 	end, err := seg.extent(idx, start, limit, int64(maxBytes))
 	if err != nil {

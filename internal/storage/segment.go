@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"path/filepath"
 	"sync/atomic"
 	"time"
@@ -30,6 +31,12 @@ type segment struct {
 	created     time.Time // when the segment was created or opened
 	sealed      bool      // no longer the active segment
 	indexed     bool      // sealed, fsynced, and its index files written
+
+	// Transactions (txn.go): those open where the segment begins and, once
+	// it is sealed, where it ends, and those aborted in it.
+	openAtStart map[int64]int64
+	openAtEnd   map[int64]int64
+	aborted     []AbortedTxn
 }
 
 func segmentStem(dir string, base int64) string {
@@ -44,6 +51,7 @@ func newSegment(base int64, path string, f File, now time.Time) *segment {
 
 func (s *segment) indexPath() string     { return s.path[:len(s.path)-len(".log")] + ".index" }
 func (s *segment) timeIndexPath() string { return s.path[:len(s.path)-len(".log")] + ".timeindex" }
+func (s *segment) txnIndexPath() string  { return s.path[:len(s.path)-len(".log")] + ".txnindex" }
 
 func (s *segment) acquire() { s.refs.Add(1) }
 
@@ -79,6 +87,10 @@ func (s *segment) summary() segmentSummary {
 // writeIndexes persists the indexes of a sealed, fsynced segment. Their
 // presence tells recovery that the segment is whole.
 func (s *segment) writeIndexes(fs FS) error {
+	x := txnIndex{openAtStart: s.openAtStart, openAtEnd: s.openAtEnd, aborted: s.aborted}
+	if err := WriteFileAtomic(fs, s.txnIndexPath(), encodeTxnIndex(x)); err != nil {
+		return err
+	}
 	if err := WriteFileAtomic(fs, s.timeIndexPath(), encodeTimeIndex(s.timeIndex)); err != nil {
 		return err
 	}
@@ -104,7 +116,16 @@ func (s *segment) loadIndexes(fs FS, fileSize int64) error {
 	if err != nil {
 		return err
 	}
+	xbuf, err := fs.ReadFile(s.txnIndexPath())
+	if err != nil {
+		return err
+	}
+	x, err := decodeTxnIndex(xbuf, s.base, sum.next)
+	if err != nil {
+		return err
+	}
 	s.index, s.timeIndex = idx, tidx
+	s.openAtStart, s.openAtEnd, s.aborted = x.openAtStart, x.openAtEnd, x.aborted
 	s.size, s.next, s.maxTS, s.maxTSOffset = sum.size, sum.next, sum.maxTS, sum.maxTSOffset
 	return nil
 }
@@ -114,14 +135,18 @@ func (s *segment) removeIndexes(fs FS) {
 	// that recovery detects by its summary and rebuilds.
 	_ = fs.Remove(s.indexPath())
 	_ = fs.Remove(s.timeIndexPath())
+	_ = fs.Remove(s.txnIndexPath())
 }
 
 // recover scans the segment file from the start, verifying every batch, and
 // rebuilds the in-memory indexes. It stops at the first batch that is torn,
 // corrupt or out of sequence, or at limit bytes, and returns that position:
 // everything before it is whole. A read error other than EOF is returned.
-func (s *segment) recover(intervalBytes int, limit int64) (int64, error) {
-	s.index, s.timeIndex = nil, nil
+// open holds the transactions open where the segment begins and is updated
+// with its batches.
+func (s *segment) recover(intervalBytes int, limit int64, open map[int64]int64) (int64, error) {
+	s.index, s.timeIndex, s.aborted = nil, nil, nil
+	s.openAtStart = maps.Clone(open)
 	s.size, s.next, s.maxTS, s.maxTSOffset, s.sinceIndex = 0, s.base, -1, -1, 0
 	r := bufio.NewReaderSize(io.NewSectionReader(s.file, 0, limit), 1<<20)
 	var buf []byte
@@ -153,6 +178,7 @@ func (s *segment) recover(intervalBytes int, limit int64) (int64, error) {
 			return pos, nil
 		}
 		s.track(b, pos, intervalBytes)
+		trackTxn(open, s, b)
 		pos += size
 	}
 }

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"fmt"
+	"maps"
 	"time"
 )
 
@@ -154,7 +155,14 @@ func (l *Log) cutBack(cause error) {
 	if err := s.file.Truncate(pos); err != nil {
 		l.logger.Error("truncating to the durable offset", "segment", s.path, "err", err)
 	}
-	if _, err := s.recover(l.cfg.IndexIntervalBytes, pos); err != nil {
+	// The transactions the cut segment saw are followed again from where
+	// it began.
+	l.open = maps.Clone(s.openAtStart)
+	if l.open == nil {
+		l.open = map[int64]int64{}
+	}
+	s.openAtEnd = nil
+	if _, err := s.recover(l.cfg.IndexIntervalBytes, pos, l.open); err != nil {
 		l.logger.Error("re-reading the segment after a cut", "segment", s.path, "err", err)
 	}
 	s.removeIndexes(l.fs)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Compatibility checks with confluent-kafka-python (librdkafka).
 
-Usage: confluent_check.py --bootstrap HOST:PORT {admin,produce,group}
+Usage: confluent_check.py --bootstrap HOST:PORT {admin,produce,group,txn}
 
   admin    AdminClient.create_topics (3 partitions), a second create of the
            same topic fails with TOPIC_ALREADY_EXISTS, list_topics shows the
@@ -14,6 +14,13 @@ Usage: confluent_check.py --bootstrap HOST:PORT {admin,produce,group}
            (auto.offset.reset=earliest, enable.auto.commit=False) reads all
            of them, commits after processing, and sees the committed offsets;
            after it closes, a second consumer in the same group reads nothing.
+  txn      A transactional Producer (transactional.id) commits a transaction,
+           aborts one, and commits a consume-transform-produce transaction
+           that reads N records in a group (isolation.level=read_committed)
+           and sends the group's offsets with send_offsets_to_transaction. A
+           read_committed consumer reads exactly the committed records; a
+           read_uncommitted one the aborted ones too; the group's committed
+           offsets are the input's high watermarks.
 
 Exits 0 on success; on failure prints "FAIL: <reason>" and exits 1. Every
 wait is bounded.
@@ -367,12 +374,106 @@ def check_group(bootstrap):
     log("consumer 2 in the same group read nothing new")
 
 
+def read_all(bootstrap, topic, isolation):
+    c = Consumer({
+        "bootstrap.servers": bootstrap,
+        "group.id": unique("compat-confluent-txn-read"),
+        "enable.auto.commit": False,
+        "enable.partition.eof": True,
+        "isolation.level": isolation,
+    })
+    try:
+        c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(PARTITIONS)])
+        return consume_until_eof(c, set(range(PARTITIONS)))
+    finally:
+        c.close()
+
+
+def check_txn(bootstrap):
+    src = unique("compat-confluent-txn-in")
+    dst = unique("compat-confluent-txn-out")
+    group = unique("compat-confluent-txn-group")
+    for t in (src, dst):
+        wait_topic(create_topic(bootstrap, t, PARTITIONS), t, PARTITIONS)
+    inputs = expected_records("confluent-txn-in")
+    produce(bootstrap, src, inputs, idempotent=True)
+
+    p = Producer({
+        "bootstrap.servers": bootstrap,
+        "transactional.id": unique("compat-confluent-txn"),
+        "transaction.timeout.ms": 60000,
+    })
+    try:
+        p.init_transactions(TIMEOUT)
+        committed = expected_records("confluent-txn-commit")
+        aborted = expected_records("confluent-txn-abort")
+        for records, commit in ((committed, True), (aborted, False)):
+            p.begin_transaction()
+            for key, value, headers in records:
+                p.produce(dst, key=key, value=value, headers=headers)
+            if commit:
+                p.commit_transaction(TIMEOUT)
+            else:
+                p.flush(TIMEOUT)
+                p.abort_transaction(TIMEOUT)
+        log("committed one transaction of %d records, aborted one" % N)
+
+        # Consume, transform, produce, and commit the offsets in the
+        # transaction.
+        assigned = set()
+        c = group_consumer(bootstrap, group, src, assigned)
+        transformed = []
+        try:
+            p.begin_transaction()
+
+            def on_record(msg):
+                key, value, headers = record_of(msg)
+                rec = (key, value + b" transformed", headers)
+                transformed.append(rec)
+                p.produce(dst, key=rec[0], value=rec[1], headers=rec[2])
+
+            got = consume_until_eof(c, lambda: set(assigned), on_record)
+            compare(got, inputs, "transactional consumer")
+            positions = c.position([TopicPartition(src, q) for q in range(PARTITIONS)])
+            p.send_offsets_to_transaction(positions, c.consumer_group_metadata(), TIMEOUT)
+            p.commit_transaction(TIMEOUT)
+            log("consume-transform-produce transaction committed with offsets %s"
+                % {tp.partition: tp.offset for tp in positions})
+            tps = [TopicPartition(src, q) for q in range(PARTITIONS)]
+            for tp in c.committed(tps, timeout=TIMEOUT):
+                _, high = c.get_watermark_offsets(TopicPartition(src, tp.partition), timeout=TIMEOUT)
+                if tp.error is not None or tp.offset != high:
+                    fail("group offset of partition %d is %d (%s), want the high watermark %d"
+                         % (tp.partition, tp.offset, tp.error, high))
+        finally:
+            c.close()
+    except KafkaException as e:
+        fail("transactional producer: %s" % e.args[0].str())
+    finally:
+        p.flush(TIMEOUT)
+
+    # Keys repeat across the three sets, so compare with the values too.
+    def key_value(records):
+        return sorted((r[0], r[1]) for r in records)
+
+    got = read_all(bootstrap, dst, "read_committed")
+    if key_value(got) != key_value(committed + transformed):
+        fail("read_committed read %d records, want the %d committed ones exactly"
+             % (len(got), len(committed) + len(transformed)))
+    log("read_committed reads the %d committed records only" % len(got))
+    got = read_all(bootstrap, dst, "read_uncommitted")
+    if key_value(got) != key_value(committed + aborted + transformed):
+        fail("read_uncommitted read %d records, want %d (aborted ones included)"
+             % (len(got), len(committed) + len(aborted) + len(transformed)))
+    log("read_uncommitted reads the aborted records too")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bootstrap", required=True, help="HOST:PORT of the Kafka listener")
-    ap.add_argument("check", choices=["admin", "produce", "group"])
+    ap.add_argument("check", choices=["admin", "produce", "group", "txn"])
     args = ap.parse_args()
-    checks = {"admin": check_admin, "produce": check_produce, "group": check_group}
+    checks = {"admin": check_admin, "produce": check_produce, "group": check_group, "txn": check_txn}
     try:
         checks[args.check](args.bootstrap)
     except CheckFailed as e:

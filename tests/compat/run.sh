@@ -435,7 +435,7 @@ run_check kcat-metadata "$missing_kcat" check_kcat_metadata
 run_check kcat-produce-consume "$missing_kcat" check_kcat_produce_consume
 run_check kcat-group "$missing_kcat" check_kcat_group
 
-for c in admin produce group; do
+for c in admin produce group txn; do
 	run_check "confluent-kafka-$c" "$missing_confluent" \
 		limit "$py_confluent" tests/compat/confluent_check.py --bootstrap "$bootstrap" "$c"
 done
