@@ -175,6 +175,10 @@ func (ws *WebSocket) Hub() *hub.Hub { return ws.hub }
 type identity struct {
 	clientID  string
 	broadcast bool
+	// user is the Wharf user whose permissions govern the session's
+	// broker requests (ws_access.go): the password login's user, or a
+	// JWT's subject when it names a user; "" otherwise.
+	user string
 }
 
 // ServeHTTP upgrades a request to a WebSocket session.
@@ -291,7 +295,13 @@ func (ws *WebSocket) verifyToken(tok string) (identity, error) {
 	if err != nil {
 		return identity{}, err
 	}
-	return identity{clientID: claims.Subject, broadcast: claims.Broadcast || ws.mayBroadcast(claims.Subject)}, nil
+	id := identity{clientID: claims.Subject, broadcast: claims.Broadcast || ws.mayBroadcast(claims.Subject)}
+	if ws.users != nil {
+		if _, ok := ws.users.Lookup(claims.Subject); ok {
+			id.user = claims.Subject
+		}
+	}
+	return id, nil
 }
 
 func (ws *WebSocket) verifyPassword(user, pass, remote string) (identity, error) {
@@ -306,7 +316,7 @@ func (ws *WebSocket) verifyPassword(user, pass, remote string) (identity, error)
 	if _, err := ws.users.Authenticate(user, pass, a); err != nil {
 		return identity{}, err
 	}
-	return identity{clientID: user, broadcast: ws.mayBroadcast(user)}, nil
+	return identity{clientID: user, broadcast: ws.mayBroadcast(user), user: user}, nil
 }
 
 func (ws *WebSocket) mayBroadcast(user string) bool {

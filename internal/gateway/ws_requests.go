@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/wharfmq/wharf/internal/auth"
 	"github.com/wharfmq/wharf/internal/broker"
 	"github.com/wharfmq/wharf/internal/gateway/hub"
 	"github.com/wharfmq/wharf/internal/gateway/service"
@@ -139,6 +140,10 @@ func (c *wsConn) inflightSem() {
 func (c *wsConn) inflightRelease() { <-c.sem }
 
 func (c *wsConn) produce(req *wsproto.Request) {
+	if err := c.allowTopic(auth.Write, req.Topic); err != nil {
+		c.replyError(req, err)
+		return
+	}
 	rec := service.ProduceRecord{Partition: req.Partition, Key: req.Key, Value: req.Value, Timestamp: req.Timestamp}
 	for _, h := range req.Headers {
 		rec.Headers = append(rec.Headers, broker.Header{Key: h.Key, Value: h.Value})
@@ -164,6 +169,10 @@ func (c *wsConn) produce(req *wsproto.Request) {
 }
 
 func (c *wsConn) publish(req *wsproto.Request) {
+	if err := c.allowExchange(auth.Write, req.Vhost, req.Exchange); err != nil {
+		c.replyError(req, err)
+		return
+	}
 	props, err := req.Properties.ToWire()
 	if err != nil {
 		c.replyError(req, err)

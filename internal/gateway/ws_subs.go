@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/wharfmq/wharf/internal/auth"
 	"github.com/wharfmq/wharf/internal/broker"
 	"github.com/wharfmq/wharf/internal/gateway/service"
 	"github.com/wharfmq/wharf/internal/gateway/wsproto"
@@ -85,6 +86,10 @@ type topicSub struct {
 
 func (c *wsConn) subscribeTopic(req *wsproto.Request) {
 	svc := c.ws.svc
+	if err := c.allowTopic(auth.Read, req.Topic); err != nil {
+		c.replyError(req, err)
+		return
+	}
 	total, err := svc.Partitions(req.Topic)
 	if err != nil {
 		c.replyError(req, err)
@@ -228,6 +233,10 @@ func (c *wsConn) subscribeQueue(req *wsproto.Request) {
 	vhost := req.Vhost
 	if vhost == "" {
 		vhost = broker.DefaultVhost
+	}
+	if err := c.allowQueue(auth.Read, vhost, req.Queue); err != nil {
+		c.replyError(req, err)
+		return
 	}
 	q, err := c.ws.svc.Broker().Queue(vhost, "", req.Queue)
 	if err != nil {

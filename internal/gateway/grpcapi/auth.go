@@ -11,6 +11,7 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/wharfmq/wharf/internal/auth"
+	"github.com/wharfmq/wharf/internal/gateway/service"
 	"github.com/wharfmq/wharf/internal/limits"
 )
 
@@ -19,6 +20,7 @@ import (
 // connection slots while the call runs.
 type authInterceptor struct {
 	users      *auth.Store
+	access     service.Access
 	logger     *slog.Logger
 	userLimits *limits.Users
 	refusals   *limits.LogSampler
@@ -26,12 +28,15 @@ type authInterceptor struct {
 
 func (a *authInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-		release, err := a.check(req.Spec(), req.Header(), req.Peer())
+		user, release, err := a.check(req.Spec(), req.Header(), req.Peer())
 		if err != nil {
 			return nil, err
 		}
 		defer release()
-		return next(ctx, req)
+		if err := allowUnary(a.access, user, req.Any()); err != nil {
+			return nil, denied(err)
+		}
+		return next(context.WithValue(ctx, userKey{}, user), req)
 	}
 }
 
@@ -41,12 +46,12 @@ func (a *authInterceptor) WrapStreamingClient(next connect.StreamingClientFunc) 
 
 func (a *authInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
 	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
-		release, err := a.check(conn.Spec(), conn.RequestHeader(), conn.Peer())
+		user, release, err := a.check(conn.Spec(), conn.RequestHeader(), conn.Peer())
 		if err != nil {
 			return err
 		}
 		defer release()
-		return next(ctx, conn)
+		return next(context.WithValue(ctx, userKey{}, user), conn)
 	}
 }
 
@@ -54,14 +59,14 @@ func (a *authInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc
 // slots, which release gives back; the error says only that the login
 // failed, not why, as for every other face, or that the user holds as
 // many connections as the limit allows (RESOURCE_EXHAUSTED).
-func (a *authInterceptor) check(spec connect.Spec, h http.Header, peer connect.Peer) (release func(), err error) {
+func (a *authInterceptor) check(spec connect.Spec, h http.Header, peer connect.Peer) (user string, release func(), err error) {
 	if a.users == nil {
-		return nil, unauthenticated()
+		return "", nil, unauthenticated()
 	}
 	user, pass, ok := (&http.Request{Header: h}).BasicAuth()
 	if !ok {
 		a.logger.Info("grpc call without credentials refused", "procedure", spec.Procedure, "remote", peer.Addr)
-		return nil, unauthenticated()
+		return "", nil, unauthenticated()
 	}
 	addr, _ := net.ResolveTCPAddr("tcp", peer.Addr) // an IP literal: no lookup
 	var remote net.Addr
@@ -70,16 +75,16 @@ func (a *authInterceptor) check(spec connect.Spec, h http.Header, peer connect.P
 	}
 	if _, err := a.users.Authenticate(user, pass, remote); err != nil {
 		a.logger.Info("grpc login refused", "procedure", spec.Procedure, "remote", peer.Addr, "err", err)
-		return nil, unauthenticated()
+		return "", nil, unauthenticated()
 	}
 	release, ok = a.userLimits.Acquire(user)
 	if !ok {
 		a.refusals.Warn("user connection limit", "grpc call refused: user connection limit reached",
 			"procedure", spec.Procedure, "remote", peer.Addr, "user", user, "limit", a.userLimits.Max(), "setting", "limits.max_connections_per_user")
-		return nil, connect.NewError(connect.CodeResourceExhausted,
+		return "", nil, connect.NewError(connect.CodeResourceExhausted,
 			fmt.Errorf("connection refused for user '%s': user connection limit (%d) is reached", user, a.userLimits.Max()))
 	}
-	return release, nil
+	return user, release, nil
 }
 
 func unauthenticated() error {

@@ -43,7 +43,19 @@ func newEnv(t *testing.T) *env {
 	if err := users.Put("alice", "wonderland", false); err != nil {
 		t.Fatal(err)
 	}
-	svc := service.New(b, nil, service.Options{AutoCreateTopics: true, DefaultPartitions: 1})
+	if err := users.Put("app", "app-pw", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := users.SetPermission("app", "/", auth.Permission{Configure: "^app-", Write: "^app-", Read: "^app-"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := users.SetPermission("alice", "/", auth.Permission{Configure: ".*", Write: ".*", Read: ".*"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := users.SetTags("alice", []string{auth.TagMonitoring}); err != nil {
+		t.Fatal(err)
+	}
+	svc := service.New(b, nil, service.Options{AutoCreateTopics: true, DefaultPartitions: 1, Users: users})
 	mux := http.NewServeMux()
 	Mount(mux, Options{Service: svc, Users: users})
 	srv := &http.Server{Handler: hideFlusher(mux), Protocols: new(http.Protocols)}

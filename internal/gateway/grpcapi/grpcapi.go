@@ -47,7 +47,7 @@ func Mount(mux *http.ServeMux, o Options) {
 	logger = logger.With("face", "grpc")
 	drains := &drains{bySrv: map[*http.Server]chan struct{}{}}
 	opts := []connect.HandlerOption{
-		connect.WithInterceptors(&authInterceptor{users: o.Users, logger: logger,
+		connect.WithInterceptors(&authInterceptor{users: o.Users, access: o.Service.Access(), logger: logger,
 			userLimits: o.UserLimits, refusals: limits.NewLogSampler(logger, 0, nil)}),
 		connect.WithReadMaxBytes(maxRequestBytes(o.Service)),
 	}

@@ -14,6 +14,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/wharfmq/wharf/internal/auth"
 	"github.com/wharfmq/wharf/internal/broker"
 	wharfv1 "github.com/wharfmq/wharf/internal/gateway/grpcapi/gen/wharf/v1"
 	"github.com/wharfmq/wharf/internal/gateway/service"
@@ -43,6 +44,9 @@ func (m *messaging) SubscribeQueue(ctx context.Context, stream *connect.BidiStre
 	sub := first.GetSubscribe()
 	if sub == nil {
 		return invalidf("the first message must be a subscribe")
+	}
+	if err := m.svc.Access().Queue(callUser(ctx), vhostOr(sub.GetVhost()), auth.Read, sub.GetQueue()); err != nil {
+		return denied(err)
 	}
 	prefetch := int(sub.GetPrefetch())
 	switch {

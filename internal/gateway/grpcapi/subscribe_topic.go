@@ -9,6 +9,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/wharfmq/wharf/internal/auth"
 	wharfv1 "github.com/wharfmq/wharf/internal/gateway/grpcapi/gen/wharf/v1"
 	"github.com/wharfmq/wharf/internal/gateway/service"
 )
@@ -26,6 +27,9 @@ const shutdownMessage = "the server is shutting down"
 func (m *messaging) SubscribeTopic(ctx context.Context, req *connect.Request[wharfv1.SubscribeTopicRequest], stream *connect.ServerStream[wharfv1.SubscribeTopicResponse]) error {
 	msg := req.Msg
 	topic := msg.GetTopic()
+	if err := m.svc.Access().Topic(callUser(ctx), auth.Read, topic); err != nil {
+		return denied(err)
+	}
 	total, err := m.svc.Partitions(topic)
 	if err != nil {
 		return toConnect(err)
