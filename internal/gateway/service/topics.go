@@ -251,7 +251,7 @@ func (s *Service) Fetch(topic string, partition int32, offset int64, maxBytes in
 	if err != nil {
 		return nil, offset, err
 	}
-	res, err := p.Read(offset, maxBytes)
+	res, err := p.ReadStable(offset, maxBytes)
 	if err != nil {
 		return nil, offset, AsError(err)
 	}
@@ -260,12 +260,13 @@ func (s *Service) Fetch(topic string, partition int32, offset int64, maxBytes in
 	if err != nil {
 		return nil, offset, AsError(err)
 	}
+	aborted := newAbortedFilter(p.AbortedTxns(offset, res.LastStable))
 	var out []FetchedRecord
 	next := offset
 	var derr error
 	err = broker.SplitBatches(buf, func(b broker.Batch) bool {
 		next = max(next, b.NextOffset())
-		if b.IsControl() {
+		if aborted.skip(b) {
 			return true
 		}
 		records := b.Records()
@@ -295,11 +296,12 @@ func (s *Service) Fetch(topic string, partition int32, offset int64, maxBytes in
 	return out, next, nil
 }
 
-// Wait blocks until a partition has data at offset, or ctx ends.
+// Wait blocks until a partition has committed data at offset (its last
+// stable offset is past it), or ctx ends.
 func (s *Service) Wait(ctx context.Context, topic string, partition int32, offset int64) error {
 	p, err := s.partition(topic, partition)
 	if err != nil {
 		return err
 	}
-	return p.Wait(ctx, offset)
+	return p.WaitStable(ctx, offset)
 }
