@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -195,4 +196,26 @@ func TestSASLNotRequired(t *testing.T) {
 	if err := roundTrip(t, ts, "optional-sasl", scram.Auth{User: "guest", Pass: "guest"}.AsSha256Mechanism()); err != nil {
 		t.Fatalf("SASL where it is optional: %v", err)
 	}
+}
+
+// FuzzPlainCredentials feeds arbitrary PLAIN messages to the parser: it
+// never panics, and what it accepts has a user and the password it was
+// given.
+func FuzzPlainCredentials(f *testing.F) {
+	f.Add([]byte("\x00alice\x00secret"))
+	f.Add([]byte("alice\x00alice\x00secret"))
+	f.Add([]byte("bob\x00alice\x00x"))
+	f.Add([]byte("\x00\x00"))
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		user, pass, err := plainCredentials(msg)
+		if err != nil {
+			return
+		}
+		if user == "" {
+			t.Fatal("accepted a PLAIN message without a user")
+		}
+		if want := "\x00" + user + "\x00" + pass; !strings.HasSuffix(string(msg), want) {
+			t.Fatalf("user %q and password %q are not what %q carries", user, pass, msg)
+		}
+	})
 }

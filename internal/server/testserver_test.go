@@ -31,7 +31,11 @@ type testServer struct {
 
 	logMu   sync.Mutex
 	entries []entry // logged after startup
+	startup []entry // logged up to "wharf ready"
 }
+
+// startupLog is what the server logged up to "wharf ready".
+func (s *testServer) startupLog() []entry { return s.startup }
 
 // startTestServer runs a server on cfg and opts until stop or the end of
 // the test, and returns once it is ready. What it logs after "wharf ready"
@@ -52,6 +56,7 @@ func startTestServer(t *testing.T, cfg config.Config, opts Options) *testServer 
 				continue
 			}
 			s.httpAddr, s.kafkaAddr, s.amqpAddr = listenAddrs(startup)
+			s.startup = startup
 			go s.keepLogs()
 			return s
 		case err := <-s.done:

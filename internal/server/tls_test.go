@@ -23,7 +23,9 @@ import (
 
 	"github.com/coder/websocket"
 	amqp091 "github.com/rabbitmq/amqp091-go"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/wharfmq/wharf/internal/certs"
 	"github.com/wharfmq/wharf/internal/config"
@@ -402,4 +404,56 @@ func TestAMQPExternalAuth(t *testing.T) {
 		t.Fatalf("PLAIN beside EXTERNAL: %v", err)
 	}
 	plain.Close()
+}
+
+// TestKafkaSCRAMOverTLS: franz-go logs in with SCRAM-SHA-512 over the TLS
+// listener of a server that requires authentication; the same client
+// without SASL, or with a wrong password, gets nothing done.
+func TestKafkaSCRAMOverTLS(t *testing.T) {
+	f := devCerts(t, t.TempDir())
+	cfg := testConfig(t)
+	cfg.KafkaTLSListen = "127.0.0.1:0"
+	cfg.RequireAuth = true
+	cfg.TLS = config.TLSConfig{CertFile: f.ServerCert, KeyFile: f.ServerKey, ClientAuth: "none"}
+	s := startTestServer(t, cfg, Options{})
+	tlsAddr := ""
+	for _, e := range s.startupLog() {
+		if e.msg == "listening" && e.attrs["listener"] == "kafka-tls" {
+			tlsAddr = e.attrs["addr"]
+		}
+	}
+	if tlsAddr == "" {
+		t.Fatal("no kafka-tls listener")
+	}
+	pem, err := os.ReadFile(f.CACert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
+	tlsCfg := &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	client := func(opts ...kgo.Opt) *kgo.Client {
+		cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(tlsAddr), kgo.DialTLSConfig(tlsCfg), kgo.RequestRetries(0),
+			kgo.RecordRetries(0), kgo.AllowAutoTopicCreation()}, opts...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(cl.Close)
+		return cl
+	}
+	good := client(kgo.SASL(scram.Auth{User: "guest", Pass: "guest"}.AsSha512Mechanism()))
+	if err := good.ProduceSync(ctx, &kgo.Record{Topic: "scram-tls", Value: []byte("v")}).FirstErr(); err != nil {
+		t.Fatalf("SCRAM over TLS: %v", err)
+	}
+	short, cancelShort := context.WithTimeout(ctx, 5*time.Second)
+	defer cancelShort()
+	if err := client().ProduceSync(short, &kgo.Record{Topic: "no-sasl", Value: []byte("v")}).FirstErr(); err == nil {
+		t.Error("a client without SASL produced")
+	}
+	if err := client(kgo.SASL(scram.Auth{User: "guest", Pass: "wrong"}.AsSha512Mechanism())).
+		ProduceSync(ctx, &kgo.Record{Topic: "bad-pass", Value: []byte("v")}).FirstErr(); !errors.Is(err, kerr.SaslAuthenticationFailed) {
+		t.Errorf("wrong password: %v", err)
+	}
 }
