@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
 
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -19,6 +20,34 @@ type JWTClaims struct {
 	// Broadcast is the custom claim "broadcast": the holder may send to
 	// every WebSocket connection.
 	Broadcast bool
+	// Read and Write narrow the subject's permissions (the custom claim
+	// "permissions": {"read": "...", "write": "..."}, regular expressions
+	// over resource names): an access needs both the user's permission
+	// and a match here. Nil does not narrow; an empty expression allows
+	// nothing.
+	Read, Write *regexp.Regexp
+}
+
+// jwtPermissions is the "permissions" claim.
+type jwtPermissions struct {
+	Read  *string `json:"read"`
+	Write *string `json:"write"`
+}
+
+// narrowing compiles one expression of the claim: nil when absent, one
+// that matches nothing when empty.
+func narrowing(name string, expr *string) (*regexp.Regexp, error) {
+	switch {
+	case expr == nil:
+		return nil, nil
+	case *expr == "":
+		return regexp.MustCompile(`^\b\B$`), nil // matches nothing
+	}
+	re, err := regexp.Compile(*expr)
+	if err != nil {
+		return nil, fmt.Errorf("invalid token: permissions.%s: %w", name, err)
+	}
+	return re, nil
 }
 
 // JWTVerifier checks HS256 and RS256 tokens against configured keys. The
@@ -70,7 +99,8 @@ func (v *JWTVerifier) Enabled() bool { return v != nil && (v.hmacKey != nil || v
 
 type wharfClaims struct {
 	jwt.RegisteredClaims
-	Broadcast bool `json:"broadcast,omitempty"`
+	Broadcast   bool            `json:"broadcast,omitempty"`
+	Permissions *jwtPermissions `json:"permissions,omitempty"`
 }
 
 // VerifyJWT checks a token's signature (HS256 or RS256, whichever key is
@@ -100,5 +130,14 @@ func (v *JWTVerifier) VerifyJWT(token string) (JWTClaims, error) {
 	if c.Subject == "" {
 		return JWTClaims{}, errors.New("invalid token: no sub claim")
 	}
-	return JWTClaims{Subject: c.Subject, Broadcast: c.Broadcast}, nil
+	out := JWTClaims{Subject: c.Subject, Broadcast: c.Broadcast}
+	if p := c.Permissions; p != nil {
+		if out.Read, err = narrowing("read", p.Read); err != nil {
+			return JWTClaims{}, err
+		}
+		if out.Write, err = narrowing("write", p.Write); err != nil {
+			return JWTClaims{}, err
+		}
+	}
+	return out, nil
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -179,6 +180,10 @@ type identity struct {
 	// broker requests (ws_access.go): the password login's user, or a
 	// JWT's subject when it names a user; "" otherwise.
 	user string
+	// token: the session logged in with a JWT, whose read and write
+	// claims (nil: none) narrow what it may do.
+	token       bool
+	read, write *regexp.Regexp
 }
 
 // ServeHTTP upgrades a request to a WebSocket session.
@@ -295,7 +300,8 @@ func (ws *WebSocket) verifyToken(tok string) (identity, error) {
 	if err != nil {
 		return identity{}, err
 	}
-	id := identity{clientID: claims.Subject, broadcast: claims.Broadcast || ws.mayBroadcast(claims.Subject)}
+	id := identity{clientID: claims.Subject, broadcast: claims.Broadcast || ws.mayBroadcast(claims.Subject),
+		token: true, read: claims.Read, write: claims.Write}
 	if ws.users != nil {
 		if _, ok := ws.users.Lookup(claims.Subject); ok {
 			id.user = claims.Subject

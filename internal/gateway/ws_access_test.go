@@ -1,8 +1,11 @@
 package gateway
 
 import (
+	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/wharfmq/wharf/internal/auth"
 	"github.com/wharfmq/wharf/internal/gateway/service"
@@ -41,6 +44,21 @@ func TestWebSocketPermissions(t *testing.T) {
 			t.Errorf("%v: message %q", req, msg)
 		}
 	}
+	// A token for app narrowed to reading app-events only.
+	narrowed := e.dial(t, http.Header{"Authorization": {"Bearer " + token(t, jwt.MapClaims{"sub": "app",
+		"permissions": map[string]any{"read": "^app-events$", "write": ""}})}})
+	narrowed.next("welcome")
+	narrowed.ok(map[string]any{"type": "subscribe", "topic": "app-events", "from": "earliest"})
+	narrowed.wantError(map[string]any{"type": "produce", "topic": "app-events", "value": "x"}, service.CodeForbidden)
+	narrowed.wantError(map[string]any{"type": "subscribe", "topic": "app-other", "from": "earliest"}, service.CodeForbidden)
+	// A token for an identity that is not a Wharf user messages clients
+	// only.
+	device := e.dial(t, http.Header{"Authorization": {"Bearer " + token(t, jwt.MapClaims{"sub": "device-9"})}})
+	device.next("welcome")
+	device.ok(map[string]any{"type": "send", "to": "app", "data": "hello"})
+	device.wantError(map[string]any{"type": "subscribe", "topic": "app-events", "from": "earliest"}, service.CodeForbidden)
+	device.wantError(map[string]any{"type": "produce", "topic": "app-events", "value": "x"}, service.CodeForbidden)
+
 	p, err := e.b.Partition("secret", 0)
 	if err != nil {
 		t.Fatal(err)

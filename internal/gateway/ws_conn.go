@@ -37,9 +37,9 @@ type wsConn struct {
 
 	sess     atomic.Pointer[hub.Session]
 	authOnce sync.Once
-	// user is the identity's Wharf user (ws_access.go), set by login
-	// before the session is stored.
-	user string
+	// id is the session's identity (ws_access.go), set by login before
+	// the session is stored.
+	id identity
 	// releaseUser gives back the user's connection slot; set before the
 	// session runs (handshake login) or by handleAuth on the reader
 	// goroutine, called by finish on the same goroutine.
@@ -347,7 +347,7 @@ func (c *wsConn) drainAfterTooBig() {
 // login registers the session with the hub and greets the client.
 func (c *wsConn) login(id identity) {
 	c.authOnce.Do(func() {
-		c.user = id.user
+		c.id = id
 		sess := c.ws.hub.Add(id.clientID, id.broadcast, c)
 		c.sess.Store(sess)
 		c.Send(wsproto.EncodeWelcome(id.clientID, sess.ID, int(c.ws.opts.PingInterval/time.Second), int(c.ws.opts.MaxMessageBytes)))
