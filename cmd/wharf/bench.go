@@ -113,6 +113,7 @@ func newBenchKafkaCmd() *cobra.Command {
 		brokers string
 		against string
 		workDir string
+		sec     kafkaSecurity
 	)
 	cmd := &cobra.Command{
 		Use:   "kafka",
@@ -125,7 +126,10 @@ duplicate counts. Payloads are incompressible.
 --against lists the brokers to measure in turn, in one run:
   an address (host:port), "wharf" (a Wharf broker started in this process
   on a temporary data dir, acknowledging after fsync), or "kfake"
-  (franz-go's kfake on disk with synced writes, as a peer).
+  (franz-go's kfake on disk with synced writes, as a peer). An address may
+  name its security protocol as librdkafka does: ssl://host:port,
+  sasl_plaintext://host:port or sasl_ssl://host:port (with --tls-ca-file and
+  --sasl-*), so the plain and TLS listeners of one broker compare in one run.
 With more than one, a last line gives each one's ratios to the first.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -151,7 +155,12 @@ With more than one, a last line gives each one's ratios to the first.`,
 					return err
 				}
 				run := o
-				run.Brokers = []string{t.Addr}
+				addr, secOpts, err := sec.target(t.Addr)
+				if err != nil {
+					t.Close()
+					return err
+				}
+				run.Brokers, run.Security = []string{addr}, secOpts
 				if run.Topic == "" {
 					run.Topic = fmt.Sprintf("bench-%d-%d", time.Now().UnixNano(), i)
 				}
@@ -196,6 +205,10 @@ With more than one, a last line gives each one's ratios to the first.`,
 	f.IntVar(&o.Rate, "rate", 0, "records per second over all producers (0: as fast as possible)")
 	f.DurationVar(&o.Drain, "drain", 30*time.Second, "how long to wait for the consumer after producing")
 	f.DurationVar(&o.Linger, "linger", 0, "producer linger (franz-go's default is 10ms; 0 measures the broker, not the client's batching delay)")
+	f.StringVar(&sec.caFile, "tls-ca-file", "", "CA file trusted by ssl:// and sasl_ssl:// targets (default: the system's)")
+	f.StringVar(&sec.mechanism, "sasl-mechanism", "SCRAM-SHA-512", "SASL mechanism of sasl_* targets: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+	f.StringVar(&sec.user, "sasl-user", "guest", "SASL user of sasl_* targets")
+	f.StringVar(&sec.password, "sasl-password", "guest", "SASL password of sasl_* targets")
 	return cmd
 }
 

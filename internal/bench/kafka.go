@@ -30,6 +30,9 @@ type KafkaOptions struct {
 	Rate        int           // records per second over all producers; 0 is unlimited
 	Drain       time.Duration // how long to wait for consumers after producing
 	Linger      time.Duration // producer linger; 0 sends as soon as a request can go
+	// Security are client options (TLS, SASL) every client of the run
+	// gets.
+	Security []kgo.Opt
 }
 
 // KafkaResult is what one run measured.
@@ -61,6 +64,7 @@ const headerBytes = 16 // send time (unix ns) and record id
 func (o KafkaOptions) clientOpts() ([]kgo.Opt, error) {
 	opts := []kgo.Opt{kgo.SeedBrokers(o.Brokers...), kgo.DefaultProduceTopic(o.Topic), kgo.MaxBufferedRecords(1 << 16),
 		kgo.ProducerLinger(o.Linger)}
+	opts = append(opts, o.Security...)
 	switch o.Acks {
 	case "all", "-1", "":
 		opts = append(opts, kgo.RequiredAcks(kgo.AllISRAcks()))
@@ -96,7 +100,7 @@ func RunKafka(ctx context.Context, target string, o KafkaOptions) (KafkaResult, 
 	if err != nil {
 		return res, err
 	}
-	admin, err := kgo.NewClient(kgo.SeedBrokers(o.Brokers...))
+	admin, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(o.Brokers...)}, o.Security...)...)
 	if err != nil {
 		return res, err
 	}
@@ -110,8 +114,8 @@ func RunKafka(ctx context.Context, target string, o KafkaOptions) (KafkaResult, 
 	for p := range o.Partitions {
 		parts[p] = kgo.NewOffset().AtStart()
 	}
-	consumer, err := kgo.NewClient(kgo.SeedBrokers(o.Brokers...), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{o.Topic: parts}),
-		kgo.FetchMaxWait(500*time.Millisecond))
+	consumer, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(o.Brokers...), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{o.Topic: parts}),
+		kgo.FetchMaxWait(500 * time.Millisecond)}, o.Security...)...)
 	if err != nil {
 		return res, err
 	}
