@@ -224,7 +224,9 @@ func (x *ScramServer) Final(msg []byte) ([]byte, error) {
 	if err != nil || !(strings.HasPrefix(string(cb), "n,") || strings.HasPrefix(string(cb), "y,")) {
 		return nil, fmt.Errorf("%w: unexpected channel binding", ErrScram)
 	}
-	if attrs[1][2:] != x.nonce {
+	// The final nonce must end with the combined one, as Kafka's own
+	// SCRAM server checks: librdkafka sends its nonce before it again.
+	if !strings.HasSuffix(attrs[1][2:], x.nonce) {
 		return nil, fmt.Errorf("%w: nonce mismatch", ErrScram)
 	}
 	auth := x.clientFirst + "," + x.serverFirst + "," + withoutProof

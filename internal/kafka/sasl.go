@@ -44,7 +44,7 @@ type saslState struct {
 // saslHandlers are the SASL API keys.
 func (s *Server) saslHandlers() map[int16]handler {
 	return map[int16]handler{
-		17: {1, 1, s.handleSaslHandshake},
+		17: {0, 1, s.handleSaslHandshake},
 		36: {0, 2, s.handleSaslAuthenticate},
 	}
 }

@@ -149,7 +149,7 @@ func TestSASLRequiredBeforeOtherRequests(t *testing.T) {
 	for _, k := range avResp.ApiKeys {
 		switch k.ApiKey {
 		case 17:
-			hs = k.MinVersion == 1 && k.MaxVersion == 1
+			hs = k.MinVersion == 0 && k.MaxVersion == 1
 		case 36:
 			auths = k.MinVersion == 0 && k.MaxVersion == 2
 		}
@@ -167,6 +167,17 @@ func TestSASLRequiredBeforeOtherRequests(t *testing.T) {
 	}
 	if hResp.ErrorCode != kerr.UnsupportedSaslMechanism.Code || len(hResp.SupportedMechanisms) != 3 {
 		t.Errorf("GSSAPI handshake: code %d, mechanisms %v", hResp.ErrorCode, hResp.SupportedMechanisms)
+	}
+	// A v0 handshake (raw SASL frames after it) is refused.
+	h0 := kmsg.NewPtrSASLHandshakeRequest()
+	h0.SetVersion(0)
+	h0.Mechanism = "PLAIN"
+	h0Resp := kmsg.NewPtrSASLHandshakeResponse()
+	if err := rawRequest(t, c, 4, h0, h0Resp); err != nil {
+		t.Fatal(err)
+	}
+	if h0Resp.ErrorCode != kerr.UnsupportedVersion.Code {
+		t.Errorf("v0 handshake: code %d, want UNSUPPORTED_VERSION", h0Resp.ErrorCode)
 	}
 	// Metadata before authenticating closes the connection.
 	md := kmsg.NewPtrMetadataRequest()
