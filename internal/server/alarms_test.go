@@ -592,8 +592,12 @@ func TestMemoryAlarmBoundsGrowth(t *testing.T) {
 	first := alarm.RuntimeMemoryInUse()
 	t.Logf("baseline %d MiB, watermark %d MiB; %d messages of 4 KiB written to the sockets by the publishers when all were blocked; in use then, after a GC: %d MiB",
 		baseline>>20, watermark>>20, atAlarm, first>>20)
-	if first < watermark*9/10 {
-		t.Fatalf("blocked at %d MiB in use, under the watermark %d MiB", first>>20, watermark>>20)
+	// The alarm compares the runtime's account, garbage included, with the
+	// watermark; the GC above frees what was garbage then, so the live set
+	// may sit somewhat below it (88% was seen under -race with every other
+	// test package running). Far below means the alarm fired early.
+	if first < watermark*3/4 {
+		t.Fatalf("blocked at %d MiB in use, far under the watermark %d MiB", first>>20, watermark>>20)
 	}
 	// Blocked publishers add nothing (what they write waits unread in the
 	// sockets): memory in use stays where it was while the server keeps
