@@ -1,0 +1,308 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Reading a stream queue: each consumer has its own StreamReader, a cursor
+// per partition of the stream's topic, starting where its x-stream-offset
+// says. Readers take no lock of the broker or of a queue: they read the
+// partitions' logs and follow them with Partition.Wait.
+
+// streamStart is the kind of an x-stream-offset.
+type streamStart int
+
+const (
+	startNext streamStart = iota
+	startFirst
+	startLast
+	startOffset
+	startTime
+)
+
+// StreamOffset is where a stream reader starts (x-stream-offset).
+type StreamOffset struct {
+	kind   streamStart
+	offset int64 // startOffset
+	millis int64 // startTime: milliseconds since the Unix epoch
+}
+
+// The named stream offsets.
+var (
+	// StreamFirst starts at the first record the log holds.
+	StreamFirst = StreamOffset{kind: startFirst}
+	// StreamLast starts at the last record the log holds (RabbitMQ starts
+	// at the last chunk, which may hold several).
+	StreamLast = StreamOffset{kind: startLast}
+	// StreamNext starts after the last record: only new ones are read.
+	StreamNext = StreamOffset{kind: startNext}
+)
+
+// StreamAtOffset starts at offset, or at the log's start if that is gone,
+// or at its end if it is beyond it.
+func StreamAtOffset(offset int64) StreamOffset {
+	return StreamOffset{kind: startOffset, offset: offset}
+}
+
+// StreamAtTime starts at the first record stamped at or after t.
+func StreamAtTime(t time.Time) StreamOffset {
+	return StreamOffset{kind: startTime, millis: t.UnixMilli()}
+}
+
+// ParseStreamOffset reads an x-stream-offset consumer argument: "first",
+// "last", "next", a non-negative integer offset, a timestamp, or an
+// interval back from now such as "30m" (the units of x-max-age). Absent
+// (nil) is "next".
+func ParseStreamOffset(v any, now time.Time) (StreamOffset, error) {
+	switch x := v.(type) {
+	case nil:
+		return StreamNext, nil
+	case string:
+		switch x {
+		case "first":
+			return StreamFirst, nil
+		case "last":
+			return StreamLast, nil
+		case "next":
+			return StreamNext, nil
+		}
+		if d, ok := ParseStreamInterval(x); ok {
+			return StreamAtTime(now.Add(-d)), nil
+		}
+		return StreamOffset{}, fmt.Errorf("%q is not first, last, next or an interval such as 30m", x)
+	case time.Time:
+		return StreamAtTime(x), nil
+	}
+	if isIntArg(v) {
+		neg, mag, _ := intValue(v)
+		if neg {
+			return StreamOffset{}, fmt.Errorf("offset %s is negative", formatValue(v))
+		}
+		return StreamAtOffset(int64(mag)), nil
+	}
+	return StreamOffset{}, fmt.Errorf("a value of type '%s' is not an offset", fieldTypeName(v))
+}
+
+// StreamRecord is one record read from a stream, as the AMQP message it
+// reads as (MessageFromRecord) with its offset in the x-stream-offset
+// header, and its partition in x-stream-partition when the topic has more
+// than one.
+type StreamRecord struct {
+	Partition int32
+	Offset    int64
+	Message   *Message
+}
+
+// Decompressor returns the records section of a compressed batch
+// decompressed; codec is one of the Compression constants. The core has
+// no codecs; the adapter that reads gives one.
+type Decompressor func(codec int, records []byte) ([]byte, error)
+
+// streamReadBytes is how much of a partition a reader reads at a time.
+const streamReadBytes = 1 << 20
+
+// StreamReader reads a stream queue's log from a start position. It is
+// not safe for concurrent use: one goroutine reads it.
+type StreamReader struct {
+	s          *Stream
+	parts      []*streamCursor
+	rr         int
+	decompress Decompressor
+}
+
+type streamCursor struct {
+	p    *Partition
+	next int64
+	buf  []Record
+}
+
+// NewReader returns a reader of the stream starting at at. The partitions
+// are those of the topic now; partitions added later are not read.
+func (s *Stream) NewReader(at StreamOffset, decompress Decompressor) (*StreamReader, error) {
+	ps, err := s.partitions()
+	if err != nil {
+		return nil, err
+	}
+	r := &StreamReader{s: s, decompress: decompress}
+	for _, p := range ps {
+		next, err := startOffsetOf(p, at)
+		if err != nil {
+			return nil, fmt.Errorf("finding where to start reading %s-%d: %w", p.Topic, p.Index, err)
+		}
+		r.parts = append(r.parts, &streamCursor{p: p, next: next})
+	}
+	return r, nil
+}
+
+// startOffsetOf resolves a start position in one partition.
+func startOffsetOf(p *Partition, at StreamOffset) (int64, error) {
+	start, hw, _ := p.Offsets()
+	switch at.kind {
+	case startFirst:
+		return start, nil
+	case startLast:
+		return max(start, hw-1), nil
+	case startOffset:
+		return min(max(at.offset, start), hw), nil
+	case startTime:
+		off, _, err := p.OffsetForTime(at.millis)
+		if err != nil {
+			return 0, err
+		}
+		if off < 0 {
+			return hw, nil
+		}
+		return max(off, start), nil
+	}
+	return hw, nil
+}
+
+// Next returns the next record, waiting for one; it fails with ctx's error
+// when ctx ends and with ErrStreamClosed when the stream is deleted or the
+// broker closes. Partitions are read in turn, a record at a time, so a
+// busy partition does not starve the others; within a partition records
+// come in offset order.
+func (r *StreamReader) Next(ctx context.Context) (StreamRecord, error) {
+	for {
+		select {
+		case <-r.s.done:
+			return StreamRecord{}, ErrStreamClosed
+		default:
+		}
+		for i := range r.parts {
+			idx := (r.rr + i) % len(r.parts)
+			c := r.parts[idx]
+			if len(c.buf) == 0 {
+				if err := r.fill(c); err != nil {
+					return StreamRecord{}, err
+				}
+			}
+			if len(c.buf) > 0 {
+				rec := c.buf[0]
+				c.buf[0] = Record{}
+				c.buf = c.buf[1:]
+				r.rr = idx + 1
+				return r.record(c.p, rec), nil
+			}
+		}
+		if err := r.wait(ctx); err != nil {
+			return StreamRecord{}, err
+		}
+	}
+}
+
+// fill reads the next records of a partition that are durable, if any.
+func (r *StreamReader) fill(c *streamCursor) error {
+	for range 2 {
+		start, hw, _ := c.p.Offsets()
+		if c.next < start {
+			c.next = start // retention removed what was next
+		}
+		if c.next >= hw {
+			return nil
+		}
+		res, err := c.p.Read(c.next, streamReadBytes)
+		switch {
+		case errors.Is(err, ErrOffsetOutOfRange):
+			continue // retention moved the start meanwhile
+		case errors.Is(err, ErrLogClosed):
+			return ErrStreamClosed
+		case err != nil:
+			return fmt.Errorf("reading %s-%d at %d: %w", c.p.Topic, c.p.Index, c.next, err)
+		}
+		buf, err := res.AppendTo(nil)
+		res.Release()
+		if err != nil {
+			return fmt.Errorf("reading %s-%d at %d: %w", c.p.Topic, c.p.Index, c.next, err)
+		}
+		from, next := c.next, c.next
+		var derr error
+		err = SplitBatches(buf, func(b Batch) bool {
+			next = max(next, b.NextOffset())
+			if b.IsControl() {
+				return true
+			}
+			records := b.Records()
+			if codec := b.Compression(); codec != CompressionNone {
+				if r.decompress == nil {
+					derr = fmt.Errorf("the batch at offset %d is compressed (codec %d) and the reader has no codec", b.BaseOffset(), codec)
+					return false
+				}
+				if records, derr = r.decompress(codec, records); derr != nil {
+					derr = fmt.Errorf("decompressing the batch at offset %d: %w", b.BaseOffset(), derr)
+					return false
+				}
+			}
+			derr = DecodeRecordsIn(b, records, func(rec Record) bool {
+				if rec.Offset >= from {
+					c.buf = append(c.buf, rec)
+				}
+				return true
+			})
+			return derr == nil
+		})
+		if err == nil {
+			err = derr
+		}
+		if err != nil {
+			return fmt.Errorf("reading %s-%d at %d: %w", c.p.Topic, c.p.Index, from, err)
+		}
+		c.next = next
+		return nil
+	}
+	return nil
+}
+
+// record makes the delivery of a record.
+func (r *StreamReader) record(p *Partition, rec Record) StreamRecord {
+	msg := MessageFromRecord(rec)
+	if props, err := SetHeader(msg.Properties, HeaderStreamOffset, rec.Offset); err == nil {
+		msg.Properties = props
+	}
+	if len(r.parts) > 1 {
+		if props, err := SetHeader(msg.Properties, HeaderStreamPartition, p.Index); err == nil {
+			msg.Properties = props
+		}
+	}
+	return StreamRecord{Partition: p.Index, Offset: rec.Offset, Message: msg}
+}
+
+// wait blocks until a partition has data past its cursor, ctx ends or the
+// stream closes.
+func (r *StreamReader) wait(ctx context.Context) error {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(r.parts))
+	for _, c := range r.parts {
+		wg.Add(1)
+		go func(p *Partition, at int64) {
+			defer wg.Done()
+			err := p.Wait(wctx, at)
+			if err == nil || errors.Is(err, ErrLogClosed) {
+				cancel()
+			}
+			errs <- err
+		}(c.p, c.next)
+	}
+	select {
+	case <-wctx.Done():
+	case <-r.s.done:
+		cancel()
+	}
+	wg.Wait()
+	close(errs)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	for err := range errs {
+		if errors.Is(err, ErrLogClosed) {
+			return ErrStreamClosed
+		}
+	}
+	return nil
+}
