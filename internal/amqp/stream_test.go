@@ -435,3 +435,52 @@ func TestStreamConsumersStop(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestStreamRetention: x-max-length-bytes and x-max-age with small
+// segments (x-stream-max-segment-size-bytes) delete the oldest segments
+// when retention runs; a consumer from "first" starts at the new start.
+func TestStreamRetention(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	ts := &testServer{t: t, dir: t.TempDir(), opts: Options{Now: clock}, now: clock}
+	ts.start()
+	t.Cleanup(ts.stop)
+	_, pub := ts.channel(t)
+	pub.Confirm(false)
+	declareStream(t, pub, "by-size", amqp091.Table{"x-max-length-bytes": int64(1000), "x-stream-max-segment-size-bytes": int64(200)})
+	declareStream(t, pub, "by-age", amqp091.Table{"x-max-age": "1h", "x-stream-max-segment-size-bytes": int64(200)})
+	for _, q := range []string{"by-size", "by-age"} {
+		publishStream(t, pub, q, bodies(0, 30)...)
+	}
+	ti, _ := ts.b.Topic("by-size")
+	cfg := map[string]string{}
+	for _, c := range ti.Configs {
+		cfg[c.Name] = c.Value
+	}
+	if cfg["retention.bytes"] != "1000" || cfg["segment.bytes"] != "200" {
+		t.Fatalf("topic configs of by-size: %v", cfg)
+	}
+	mu.Lock()
+	now = now.Add(2 * time.Hour)
+	mu.Unlock()
+	ts.b.ApplyRetention()
+	for _, q := range []string{"by-size", "by-age"} {
+		p, err := ts.b.Partition(q, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start, hw, _ := p.Offsets()
+		if start == 0 || hw != 30 {
+			t.Fatalf("%s after retention: start %d, high watermark %d; want a start past 0 and 30", q, start, hw)
+		}
+		_, ch := ts.channel(t)
+		ds := consumeStream(t, ch, q, 50, "first")
+		var want []int64
+		for o := start; o < 30; o++ {
+			want = append(want, o)
+		}
+		expectOffsets(t, ds, want...)
+	}
+}
