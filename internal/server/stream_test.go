@@ -234,6 +234,7 @@ func TestStreamExchangeToPartitions(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]int32{}
+	exchange := map[string]string{} // body → the exchange it was published to
 	part := kgo.StickyKeyPartitioner(nil).ForTopic("routed")
 	var n int
 	for i := range 12 {
@@ -248,6 +249,7 @@ func TestStreamExchangeToPartitions(t *testing.T) {
 		body := "body-" + key
 		publishConfirmed(t, ctx, ch, ex, key, amqp091.Publishing{Body: []byte(body)})
 		want[body] = int32(part.Partition(&kgo.Record{Key: []byte(key)}, 3))
+		exchange[body] = ex
 		n++
 	}
 	for _, c := range []struct {
@@ -272,6 +274,11 @@ func TestStreamExchangeToPartitions(t *testing.T) {
 		}
 		if r.Partition != w {
 			t.Errorf("record %q (key %q) is in partition %d, want %d", r.Value, r.Key, r.Partition, w)
+		}
+		if ex, ok := exchange[string(r.Value)]; ok {
+			if got, _ := recordHeader(r, "x-amqp-exchange"); string(got) != ex {
+				t.Errorf("record %q: x-amqp-exchange %q, want %q", r.Value, got, ex)
+			}
 		}
 		seen[r.Partition] = true
 	}
