@@ -265,6 +265,7 @@ func (ch *channel) teardown() {
 
 // kickQueues asks the queues of the channel's consumers to deliver again.
 func (ch *channel) kickQueues() {
+	ch.kickStreams()
 	ch.mu.Lock()
 	qs := make([]*broker.Queue, 0, len(ch.consumers))
 	for _, cs := range ch.consumers {

@@ -25,6 +25,7 @@ type streamConsumer struct {
 	tag    string
 	s      *broker.Stream
 	credit chan struct{} // one token per delivery the consumer may have out
+	kick   chan struct{} // the channel's flow or the connection's outbox may allow deliveries again
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the reader goroutine has returned
 }
@@ -74,7 +75,7 @@ func (ch *channel) consumeStream(m *wire.BasicConsume, tag string, s *broker.Str
 		return err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	sc := &streamConsumer{tag: tag, s: s, credit: make(chan struct{}, ch.prefetch), cancel: cancel, done: make(chan struct{})}
+	sc := &streamConsumer{tag: tag, s: s, credit: make(chan struct{}, ch.prefetch), kick: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{})}
 	for range ch.prefetch {
 		sc.credit <- struct{}{}
 	}
@@ -100,7 +101,9 @@ func (ch *channel) consumeStream(m *wire.BasicConsume, tag string, s *broker.Str
 	return nil
 }
 
-// runStream delivers a stream consumer's records as its credit allows.
+// runStream delivers a stream consumer's records as its credit allows,
+// and while the channel's flow is on and the connection's outbox is not
+// backed up (as a queue's consumer is skipped while Busy).
 func (ch *channel) runStream(ctx context.Context, sc *streamConsumer, r *broker.StreamReader) {
 	defer close(sc.done)
 	defer sc.s.RemoveConsumer()
@@ -119,6 +122,13 @@ func (ch *channel) runStream(ctx context.Context, sc *streamConsumer, r *broker.
 				ch.streamGone(sc.tag)
 			}
 			return
+		}
+		for ch.flowOff.Load() || ch.c.busy() {
+			select {
+			case <-sc.kick:
+			case <-ctx.Done():
+				return
+			}
 		}
 		ch.deliverStream(sc, rec)
 	}
@@ -140,6 +150,19 @@ func (ch *channel) deliverStream(sc *streamConsumer, rec broker.StreamRecord) {
 	err := ch.c.sendMessage(ch.id, &wire.BasicDeliver{ConsumerTag: sc.tag, DeliveryTag: dt, Exchange: msg.Exchange, RoutingKey: msg.RoutingKey}, msg.Properties, msg.Body)
 	if err != nil && err != errConnClosed {
 		ch.c.logger.Error("encoding a delivery", "queue", sc.s.Name, "err", err)
+	}
+}
+
+// kickStreams wakes the channel's stream consumers waiting for its flow or
+// its connection's outbox.
+func (ch *channel) kickStreams() {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	for _, sc := range ch.streams {
+		select {
+		case sc.kick <- struct{}{}:
+		default:
+		}
 	}
 }
 

@@ -484,3 +484,28 @@ func TestStreamRetention(t *testing.T) {
 		expectOffsets(t, ds, want...)
 	}
 }
+
+// TestStreamChannelFlow: channel.flow active=false holds a stream
+// consumer's deliveries; active=true lets them go.
+func TestStreamChannelFlow(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, Options{})
+	_, pub := ts.channel(t)
+	pub.Confirm(false)
+	declareStream(t, pub, "flow", nil)
+	_, ch := ts.channel(t)
+	ds := consumeStream(t, ch, "flow", 10, "next")
+	if err := ch.Flow(false); err != nil {
+		t.Fatal(err)
+	}
+	publishStream(t, pub, "flow", bodies(0, 3)...)
+	select {
+	case d := <-ds:
+		t.Fatalf("delivery %q with the channel's flow off", d.Body)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if err := ch.Flow(true); err != nil {
+		t.Fatal(err)
+	}
+	expectOffsets(t, ds, 0, 1, 2)
+}
