@@ -509,3 +509,32 @@ func TestStreamChannelFlow(t *testing.T) {
 	}
 	expectOffsets(t, ds, 0, 1, 2)
 }
+
+// TestStreamListedWithType: listings and metrics show a stream queue with
+// its type, records and consumers.
+func TestStreamListedWithType(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, Options{})
+	_, pub := ts.channel(t)
+	pub.Confirm(false)
+	declareStream(t, pub, "listed", nil)
+	publishStream(t, pub, "listed", bodies(0, 4)...)
+	_, ch := ts.channel(t)
+	expectOffsets(t, consumeStream(t, ch, "listed", 10, "first"), 0, 1, 2, 3)
+	q, err := pub.QueueDeclarePassive("listed", true, false, false, false, nil)
+	if err != nil || q.Messages != 4 || q.Consumers != 1 {
+		t.Fatalf("passive declare: %+v %v, want 4 messages and 1 consumer", q, err)
+	}
+	var found bool
+	for _, st := range ts.b.QueueStats() {
+		if st.Name == "listed" {
+			found = true
+			if st.Ready != 4 || st.Consumers != 1 || st.MsgsIn != 4 || st.MsgsOut != 4 {
+				t.Fatalf("stats %+v", st)
+			}
+		}
+	}
+	if !found {
+		t.Fatal("no stats for the stream queue")
+	}
+}

@@ -81,6 +81,17 @@ type Stream struct {
 	closeOnce sync.Once
 	keyless   atomic.Uint32 // round robin of messages without a routing key
 	consumers atomic.Int64
+	msgsIn    atomic.Int64 // messages appended since start
+	bytesIn   atomic.Int64 // bytes of their bodies
+	msgsOut   atomic.Int64 // messages read by consumers since start
+	bytesOut  atomic.Int64
+}
+
+// queueStats is the stream's QueueStats: the records its log holds are
+// ready, none is unacknowledged (acks only give credit back).
+func (s *Stream) queueStats() QueueStats {
+	return QueueStats{Vhost: s.Vhost, Name: s.Name, Ready: int(s.Messages()), Consumers: s.Consumers(),
+		MsgsIn: s.msgsIn.Load(), BytesIn: s.bytesIn.Load(), MsgsOut: s.msgsOut.Load(), BytesOut: s.bytesOut.Load()}
 }
 
 func (b *Broker) newStream(vhost, name string, id QueueID) *Stream {
@@ -144,6 +155,10 @@ func (s *Stream) append(msg *Message) (Pending, error) {
 	}
 	p := ps[s.choosePartition(msg, len(ps))]
 	_, pending, err := p.Produce(EncodeRecords([]Record{rec}))
+	if err == nil {
+		s.msgsIn.Add(1)
+		s.bytesIn.Add(int64(len(msg.Body)))
+	}
 	return pending, err
 }
 

@@ -268,6 +268,8 @@ func (r *StreamReader) record(p *Partition, rec Record) StreamRecord {
 			msg.Properties = props
 		}
 	}
+	r.s.msgsOut.Add(1)
+	r.s.bytesOut.Add(int64(len(msg.Body)))
 	return StreamRecord{Partition: p.Index, Offset: rec.Offset, Message: msg}
 }
 
