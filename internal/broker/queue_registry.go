@@ -426,6 +426,9 @@ func (b *Broker) enqueueAll(sc *publishScratch, msg *Message) (PublishResult, er
 	var id messageID
 	for _, s := range sc.streams {
 		p, err := s.append(msg)
+		if errors.Is(err, ErrStreamClosed) || errors.Is(err, ErrLogClosed) {
+			continue // deleted meanwhile: dropped, as by a deleted queue
+		}
 		if err != nil {
 			return res, fmt.Errorf("appending a message to %s: %w", s, err)
 		}

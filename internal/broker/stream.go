@@ -275,7 +275,9 @@ func (b *Broker) prepareStreamTopic(ctx context.Context, vhost, name string, id 
 		return func() {}, nil
 	}
 	if err := b.checkTopicLimit(topic); err != nil {
-		return nil, err
+		// The queue is refused as a queue over the limit is: 406.
+		return nil, &ModelError{Kind: errors.Join(ErrPreconditionFailed, ErrLimitReached),
+			Text: fmt.Sprintf("cannot declare stream %s: %v", res, err)}
 	}
 	if err := b.createTopicLocked(ctx, topic, 1, configs); err != nil {
 		return nil, fmt.Errorf("creating the log of %s: %w", res, err)

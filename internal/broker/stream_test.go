@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 )
@@ -150,5 +151,23 @@ func TestParseStreamOffset(t *testing.T) {
 		if got, err := ParseStreamOffset(bad, now); err == nil {
 			t.Errorf("ParseStreamOffset(%#v) = %+v, want an error", bad, got)
 		}
+	}
+}
+
+// TestStreamTopicLimit: a stream queue that would need a topic over
+// MaxTopics is refused with 406, and nothing is left behind.
+func TestStreamTopicLimit(t *testing.T) {
+	b, err := Open(Options{DataDir: t.TempDir(), MaxTopics: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	mustDeclareQueue(t, b, DefaultVhost, "", streamSpec("one", nil))
+	_, _, err = b.DeclareQueue(context.Background(), DefaultVhost, "", streamSpec("two", nil))
+	if !errors.Is(err, ErrPreconditionFailed) || !errors.Is(err, ErrLimitReached) {
+		t.Fatalf("second stream over the topic limit: %v", err)
+	}
+	if _, ok := b.LookupQueue(DefaultVhost, "two"); ok {
+		t.Fatal("the refused stream queue exists")
 	}
 }
