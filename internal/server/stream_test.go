@@ -332,3 +332,27 @@ func TestStreamRetentionConfigs(t *testing.T) {
 		t.Errorf("REST get of a stream queue: %d %s", status, body)
 	}
 }
+
+// TestStreamHiddenFromKafka: a stream queue whose name Kafka cannot use
+// works over AMQP, and its log is not a topic Kafka clients see.
+func TestStreamHiddenFromKafka(t *testing.T) {
+	_, kafkaAddr, amqpAddr := runningServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ch := mappingChannel(t, amqpAddr)
+	streamDeclare(t, ch, "orders:eu", nil)
+	publishConfirmed(t, ctx, ch, "", "orders:eu", amqp091.Publishing{Body: []byte("hidden")})
+	d := streamNext(t, ctx, streamConsumer(t, amqpAddr, "orders:eu"))
+	if string(d.Body) != "hidden" || d.Headers["x-stream-offset"] != int64(0) {
+		t.Fatalf("delivery %q at %v", d.Body, d.Headers["x-stream-offset"])
+	}
+	topics, err := kadm.NewClient(kafkaClient(t, kafkaAddr)).ListTopics(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range topics.Names() {
+		if strings.HasPrefix(name, "#") || strings.Contains(name, "orders") {
+			t.Errorf("Kafka lists topic %q", name)
+		}
+	}
+}
