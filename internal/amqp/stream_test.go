@@ -538,3 +538,33 @@ func TestStreamListedWithType(t *testing.T) {
 		t.Fatal("no stats for the stream queue")
 	}
 }
+
+// TestStreamNoConsumerTimeout: a stream delivery left unacknowledged past
+// the consumer timeout does not close the channel; it only holds credit.
+func TestStreamNoConsumerTimeout(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	ts := startServer(t, Options{Now: clock, ConsumerTimeout: time.Second, ConsumerTimeoutCheck: 10 * time.Millisecond})
+	_, pub := ts.channel(t)
+	pub.Confirm(false)
+	declareStream(t, pub, "patient", nil)
+	publishStream(t, pub, "patient", bodies(0, 2)...)
+	_, ch := ts.channel(t)
+	closed := ch.NotifyClose(make(chan *amqp091.Error, 1))
+	ds := consumeStream(t, ch, "patient", 1, "first")
+	d := nextStreamDelivery(t, ds)
+	mu.Lock()
+	now = now.Add(time.Hour)
+	mu.Unlock()
+	select {
+	case e := <-closed:
+		t.Fatalf("the channel closed: %v", e)
+	case <-time.After(300 * time.Millisecond): // thirty checks
+	}
+	if err := d.Ack(false); err != nil {
+		t.Fatal(err)
+	}
+	expectOffsets(t, ds, 1)
+}
