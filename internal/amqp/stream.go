@@ -62,18 +62,20 @@ func (ch *channel) consumeStream(m *wire.BasicConsume, tag string, s *broker.Str
 	if ch.prefetch <= 0 {
 		return newCloseError(wire.ReplyPreconditionFailed, "consumer prefetch count is not set for stream %s", s)
 	}
-	var arg any
-	if v, ok := m.Arguments[broker.HeaderStreamOffset]; ok {
-		arg = tables.ToBroker(wire.Table{broker.HeaderStreamOffset: v})[broker.HeaderStreamOffset]
-	}
-	at, err := broker.ParseStreamOffset(arg, ch.c.s.opts.Now())
+	args := tables.ToBroker(m.Arguments)
+	at, err := broker.ParseStreamOffset(args[broker.HeaderStreamOffset], ch.c.s.opts.Now())
 	if err != nil {
 		return newCloseError(wire.ReplyPreconditionFailed, "invalid arg 'x-stream-offset' for consumer '%s' of %s: %v", tag, s, err)
+	}
+	filter, err := broker.ParseStreamFilter(args[broker.ArgStreamFilter], args[broker.ArgStreamMatchUnfiltered])
+	if err != nil {
+		return newCloseError(wire.ReplyPreconditionFailed, "invalid arg for consumer '%s' of %s: %v", tag, s, err)
 	}
 	r, err := s.NewReader(at, decompressor())
 	if err != nil {
 		return err
 	}
+	r.SetFilter(filter)
 	ctx, cancel := context.WithCancel(context.Background())
 	sc := &streamConsumer{tag: tag, s: s, credit: make(chan struct{}, ch.prefetch), kick: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{})}
 	for range ch.prefetch {

@@ -568,3 +568,58 @@ func TestStreamNoConsumerTimeout(t *testing.T) {
 	}
 	expectOffsets(t, ds, 1)
 }
+
+// TestStreamFilter: x-stream-filter delivers the messages published with
+// one of its x-stream-filter-value headers, and with
+// x-stream-match-unfiltered those without one too; filtered-out messages
+// take no credit.
+func TestStreamFilter(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, Options{})
+	_, pub := ts.channel(t)
+	pub.Confirm(false)
+	declareStream(t, pub, "filtered", amqp091.Table{"x-stream-filter-size-bytes": int32(32)})
+	for i, v := range []any{"eu", "us", nil, "eu", "asia", nil, "us"} {
+		p := amqp091.Publishing{Body: []byte(fmt.Sprintf("m%d", i))}
+		if v != nil {
+			p.Headers = amqp091.Table{"x-stream-filter-value": v}
+		}
+		dc, err := pub.PublishWithDeferredConfirmWithContext(context.Background(), "", "filtered", false, false, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := dc.WaitContext(context.Background()); !ok || err != nil {
+			t.Fatalf("confirm: %v %v", ok, err)
+		}
+	}
+	for _, c := range []struct {
+		args amqp091.Table
+		want []int64
+	}{
+		{amqp091.Table{"x-stream-filter": "eu"}, []int64{0, 3}},
+		{amqp091.Table{"x-stream-filter": []any{"us", "asia"}}, []int64{1, 4, 6}},
+		{amqp091.Table{"x-stream-filter": "eu", "x-stream-match-unfiltered": true}, []int64{0, 2, 3, 5}},
+		{nil, []int64{0, 1, 2, 3, 4, 5, 6}},
+	} {
+		_, ch := ts.channel(t)
+		if err := ch.Qos(1, 0, false); err != nil {
+			t.Fatal(err)
+		}
+		args := amqp091.Table{"x-stream-offset": "first"}
+		for k, v := range c.args {
+			args[k] = v
+		}
+		ds, err := ch.Consume("filtered", "", false, false, false, false, args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		expectOffsets(t, ds, c.want...)
+	}
+	_, ch := ts.channel(t)
+	ch.Qos(1, 0, false)
+	closed := ch.NotifyClose(make(chan *amqp091.Error, 1))
+	ch.Consume("filtered", "", false, false, false, false, amqp091.Table{"x-stream-filter": int32(1)})
+	if e := waitClose(t, closed); e.Code != 406 || !strings.Contains(e.Reason, "x-stream-filter") {
+		t.Fatalf("invalid x-stream-filter: %v", e)
+	}
+}

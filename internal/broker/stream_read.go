@@ -112,7 +112,86 @@ type StreamReader struct {
 	parts      []*streamCursor
 	rr         int
 	decompress Decompressor
+	filter     *StreamFilter // nil: every record
 }
+
+// Stream filtering, RabbitMQ's x-stream-filter: a message published with
+// the header x-stream-filter-value is read by a consumer whose
+// x-stream-filter names that value; a message without one only by
+// consumers that also give x-stream-match-unfiltered true. RabbitMQ
+// filters by chunk and leaves the exact match to the client; Wharf
+// matches each message exactly, so a filtering consumer gets only what it
+// asked for.
+const (
+	HeaderStreamFilterValue  = "x-stream-filter-value"
+	ArgStreamFilter          = "x-stream-filter"
+	ArgStreamMatchUnfiltered = "x-stream-match-unfiltered"
+)
+
+// StreamFilter selects the records a reader returns.
+type StreamFilter struct {
+	values          map[string]bool
+	matchUnfiltered bool
+}
+
+// ParseStreamFilter reads the x-stream-filter (a string or an array of
+// strings) and x-stream-match-unfiltered (a boolean) consumer arguments;
+// it returns nil, no filter, when x-stream-filter is absent.
+func ParseStreamFilter(filter, matchUnfiltered any) (*StreamFilter, error) {
+	if filter == nil {
+		return nil, nil
+	}
+	f := &StreamFilter{values: map[string]bool{}}
+	switch x := filter.(type) {
+	case string:
+		f.values[x] = true
+	case []any:
+		for _, v := range x {
+			s, ok := v.(string)
+			if !ok {
+				return nil, fmt.Errorf("x-stream-filter holds a value of type '%s', not a string", fieldTypeName(v))
+			}
+			f.values[s] = true
+		}
+	default:
+		return nil, fmt.Errorf("x-stream-filter is of type '%s', not a string or an array of strings", fieldTypeName(filter))
+	}
+	if matchUnfiltered != nil {
+		b, ok := matchUnfiltered.(bool)
+		if !ok {
+			return nil, fmt.Errorf("x-stream-match-unfiltered is of type '%s', not a boolean", fieldTypeName(matchUnfiltered))
+		}
+		f.matchUnfiltered = b
+	}
+	return f, nil
+}
+
+// matches reports whether a message passes the filter.
+func (f *StreamFilter) matches(msg *Message) bool {
+	bp, err := splitProperties(msg.Properties)
+	if err != nil {
+		return false
+	}
+	h, err := bp.headers()
+	if err != nil {
+		return false
+	}
+	v, ok := h[HeaderStreamFilterValue]
+	if !ok {
+		return f.matchUnfiltered
+	}
+	switch x := v.(type) {
+	case string:
+		return f.values[x]
+	case []byte:
+		return f.values[string(x)]
+	}
+	return false
+}
+
+// SetFilter makes the reader return only the records f selects; nil
+// selects every record.
+func (r *StreamReader) SetFilter(f *StreamFilter) { r.filter = f }
 
 type streamCursor struct {
 	p    *Partition
@@ -181,12 +260,18 @@ func (r *StreamReader) Next(ctx context.Context) (StreamRecord, error) {
 					return StreamRecord{}, err
 				}
 			}
-			if len(c.buf) > 0 {
+			for len(c.buf) > 0 {
 				rec := c.buf[0]
 				c.buf[0] = Record{}
 				c.buf = c.buf[1:]
 				r.rr = idx + 1
-				return r.record(c.p, rec), nil
+				sr := r.record(c.p, rec)
+				if r.filter != nil && !r.filter.matches(sr.Message) {
+					continue
+				}
+				r.s.msgsOut.Add(1)
+				r.s.bytesOut.Add(int64(len(sr.Message.Body)))
+				return sr, nil
 			}
 		}
 		if err := r.wait(ctx); err != nil {
@@ -268,8 +353,6 @@ func (r *StreamReader) record(p *Partition, rec Record) StreamRecord {
 			msg.Properties = props
 		}
 	}
-	r.s.msgsOut.Add(1)
-	r.s.bytesOut.Add(int64(len(msg.Body)))
 	return StreamRecord{Partition: p.Index, Offset: rec.Offset, Message: msg}
 }
 
