@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -169,5 +170,73 @@ func TestStreamTopicLimit(t *testing.T) {
 	}
 	if _, ok := b.LookupQueue(DefaultVhost, "two"); ok {
 		t.Fatal("the refused stream queue exists")
+	}
+}
+
+// TestStreamReaderWaitsAndEnds: a reader of a 3-partition stream waits for
+// any partition, reads records appended to each, ends with ctx's error
+// when cancelled and with ErrStreamClosed when the stream is deleted,
+// leaving no goroutine behind.
+func TestStreamReaderWaitsAndEnds(t *testing.T) {
+	ctx := context.Background()
+	b := openStreamBroker(t, t.TempDir())
+	if _, err := b.CreateTopic(ctx, "three", 3, nil); err != nil {
+		t.Fatal(err)
+	}
+	mustDeclareQueue(t, b, DefaultVhost, "", streamSpec("three", nil))
+	s, _, err := b.Stream(DefaultVhost, "", "three")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := runtime.NumGoroutine()
+	r, err := s.NewReader(StreamNext, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan StreamRecord)
+	errs := make(chan error, 1)
+	next := func(ctx context.Context) {
+		rec, err := r.Next(ctx)
+		if err != nil {
+			errs <- err
+			return
+		}
+		got <- rec
+	}
+	for _, key := range []string{"a", "b", "c", "d"} {
+		go next(ctx)
+		if _, err := b.Publish(DefaultVhost, "", []string{"three"}, nil, &Message{RoutingKey: key, Body: []byte(key)}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case rec := <-got:
+			if string(rec.Message.Body) != key || rec.Partition != PartitionForKey([]byte(key), 3) {
+				t.Fatalf("read %q from partition %d, want %q from %d", rec.Message.Body, rec.Partition, key, PartitionForKey([]byte(key), 3))
+			}
+		case err := <-errs:
+			t.Fatal(err)
+		case <-time.After(10 * time.Second):
+			t.Fatal("no record within 10s")
+		}
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	go next(cctx)
+	cancel()
+	if err := <-errs; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Next after cancel: %v", err)
+	}
+	go next(ctx)
+	if _, err := b.DeleteQueue(ctx, DefaultVhost, "", "three", QueueDeleteCheck{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errs; !errors.Is(err, ErrStreamClosed) {
+		t.Fatalf("Next after deletion: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > base {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines, %d before the reader", runtime.NumGoroutine(), base)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
