@@ -114,4 +114,8 @@
 // outside any Queue.mu, and it is never held while waiting for the disk. A transactional
 // id's lock (txn.go) comes before the producer id lock, a Partition.mu and
 // the group coordinator's lock.
+// A stream queue's appends and readers take Broker.topicsMu for reading
+// only to find the partitions of its topic, after the model's lock is
+// released; deleting a stream queue deletes its topic under Broker.mu,
+// after the model's lock is released.
 package broker
