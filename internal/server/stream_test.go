@@ -298,7 +298,9 @@ func TestStreamExchangeToPartitions(t *testing.T) {
 }
 
 // TestStreamRetentionConfigs: the retention arguments of a stream queue
-// are its topic's configs, as Kafka's DescribeConfigs shows them.
+// are its topic's configs, as Kafka's DescribeConfigs shows them; the
+// gateway's queue faces (REST get, WebSocket queue subscription) refuse
+// the stream queue saying why, and its topic subscription reads the log.
 func TestStreamRetentionConfigs(t *testing.T) {
 	httpAddr, kafkaAddr, amqpAddr := runningServer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -325,11 +327,32 @@ func TestStreamRetentionConfigs(t *testing.T) {
 		}
 	}
 
-	// The gateway reads the same log as a topic and refuses it as a
-	// classic queue, saying why.
+	// The gateway refuses it as a classic queue, saying why, and reads
+	// the same log as a topic.
 	status, body := restRaw(t, http.MethodPost, "http://"+httpAddr+"/api/v1/vhosts/%2F/queues/kept/get", map[string]any{"count": 1, "ackmode": "ack_requeue_true"})
 	if status < 400 || !strings.Contains(string(body), "stream queue") {
 		t.Errorf("REST get of a stream queue: %d %s", status, body)
+	}
+	ws := wsDial(t, ctx, httpAddr)
+	wsWrite(t, ctx, ws, map[string]any{"type": "subscribe", "id": "q", "queue": "kept", "prefetch": 1})
+	for {
+		_, data, err := ws.Read(ctx)
+		if err != nil {
+			t.Fatalf("websocket read: %v", err)
+		}
+		if strings.Contains(string(data), `"error"`) {
+			if !strings.Contains(string(data), "stream queue") {
+				t.Errorf("websocket subscription to a stream queue: %s", data)
+			}
+			break
+		}
+	}
+	wsWrite(t, ctx, ws, map[string]any{"type": "subscribe", "id": "t", "topic": "kept", "from": "earliest"})
+	ch = mappingChannel(t, amqpAddr)
+	publishConfirmed(t, ctx, ch, "", "kept", amqp091.Publishing{Body: []byte("over the gateway")})
+	rec := wsReadType(t, ctx, ws, "record")
+	if !strings.Contains(string(rec["value"]), "over the gateway") {
+		t.Errorf("websocket topic record of the stream: %v", rec)
 	}
 }
 
