@@ -623,3 +623,19 @@ func TestStreamFilter(t *testing.T) {
 		t.Fatalf("invalid x-stream-filter: %v", e)
 	}
 }
+
+// TestStreamMessageTooLarge: a message larger than the stream's topic
+// takes (max.message.bytes) closes the channel with 406 saying so.
+func TestStreamMessageTooLarge(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, Options{})
+	_, ch := ts.channel(t)
+	declareStream(t, ch, "small", nil)
+	closed := ch.NotifyClose(make(chan *amqp091.Error, 1))
+	if err := ch.PublishWithContext(context.Background(), "", "small", false, false, amqp091.Publishing{Body: make([]byte, 2<<20)}); err != nil {
+		t.Fatal(err)
+	}
+	if e := waitClose(t, closed); e.Code != 406 || !strings.Contains(e.Reason, "too large for the log of stream queue 'small'") {
+		t.Fatalf("publishing 2 MiB to a stream: %v", e)
+	}
+}

@@ -429,6 +429,9 @@ func (b *Broker) enqueueAll(sc *publishScratch, msg *Message) (PublishResult, er
 		if errors.Is(err, ErrStreamClosed) || errors.Is(err, ErrLogClosed) {
 			continue // deleted meanwhile: dropped, as by a deleted queue
 		}
+		if errors.Is(err, ErrBatchTooLarge) {
+			return res, modelErr(ErrPreconditionFailed, "message of %d bytes is too large for the log of stream %s (its topic's max.message.bytes)", len(msg.Body), s)
+		}
 		if err != nil {
 			return res, fmt.Errorf("appending a message to %s: %w", s, err)
 		}
