@@ -328,6 +328,7 @@ func TestStreamOtherVhostIsHidden(t *testing.T) {
 	if err := ts.b.CreateVhost(context.Background(), "v1"); err != nil {
 		t.Fatal(err)
 	}
+	grantVhost(t, ts, "guest", "v1")
 	c, err := amqp091.Dial("amqp://guest:guest@" + ts.addr + "/v1")
 	if err != nil {
 		t.Fatal(err)
