@@ -62,8 +62,9 @@
 //     logged and deleted after its deletion is; on open, a stream queue
 //     without its topic and a hidden topic without its queue are deleted.
 //     A message routed to a stream queue is appended as one record
-//     (RecordFromMessage); stream readers read only below the high
-//     watermark (durable records) and take no broker or queue lock.
+//     (RecordFromMessage); stream readers read only below the last stable
+//     offset (durable records, no open transaction), skip aborted
+//     transactions' records, and take no broker or queue lock.
 //   - A queue delivers its ready messages highest priority level first
 //     (queue_priority.go; one level without x-max-priority), in arrival
 //     order within a level, requeued ones first. With a single active

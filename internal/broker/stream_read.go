@@ -280,17 +280,21 @@ func (r *StreamReader) Next(ctx context.Context) (StreamRecord, error) {
 	}
 }
 
-// fill reads the next records of a partition that are durable, if any.
+// fill reads the next records of a partition that are durable and
+// stable, if any: as a Kafka read-committed consumer, a reader stops at
+// the last stable offset and skips the records of aborted transactions.
 func (r *StreamReader) fill(c *streamCursor) error {
 	for range 2 {
-		start, hw, _ := c.p.Offsets()
+		start, _, _ := c.p.Offsets()
 		if c.next < start {
 			c.next = start // retention removed what was next
 		}
-		if c.next >= hw {
+		stable := c.p.LastStable()
+		if c.next >= stable {
 			return nil
 		}
-		res, err := c.p.Read(c.next, streamReadBytes)
+		aborted := c.p.AbortedTxns(c.next, stable)
+		res, err := c.p.ReadStable(c.next, streamReadBytes)
 		switch {
 		case errors.Is(err, ErrOffsetOutOfRange):
 			continue // retention moved the start meanwhile
@@ -308,7 +312,7 @@ func (r *StreamReader) fill(c *streamCursor) error {
 		var derr error
 		err = SplitBatches(buf, func(b Batch) bool {
 			next = max(next, b.NextOffset())
-			if b.IsControl() {
+			if b.IsControl() || b.IsTransactional() && abortedBatch(aborted, b) {
 				return true
 			}
 			records := b.Records()
@@ -342,6 +346,18 @@ func (r *StreamReader) fill(c *streamCursor) error {
 	return nil
 }
 
+// abortedBatch reports whether a transactional batch belongs to one of the
+// aborted transactions.
+func abortedBatch(aborted []AbortedTxn, b Batch) bool {
+	pid, base := b.ProducerID(), b.BaseOffset()
+	for _, a := range aborted {
+		if a.ProducerID == pid && a.FirstOffset <= base && base <= a.LastOffset {
+			return true
+		}
+	}
+	return false
+}
+
 // record makes the delivery of a record.
 func (r *StreamReader) record(p *Partition, rec Record) StreamRecord {
 	msg := MessageFromRecord(rec)
@@ -367,7 +383,7 @@ func (r *StreamReader) wait(ctx context.Context) error {
 		wg.Add(1)
 		go func(p *Partition, at int64) {
 			defer wg.Done()
-			err := p.Wait(wctx, at)
+			err := p.WaitStable(wctx, at)
 			if err == nil || errors.Is(err, ErrLogClosed) {
 				cancel()
 			}

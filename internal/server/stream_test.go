@@ -379,3 +379,39 @@ func TestStreamHiddenFromKafka(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamReadsCommitted: a stream consumer reads a topic as a Kafka
+// read-committed consumer does: records of an aborted transaction are
+// skipped, those of a committed one delivered once it commits.
+func TestStreamReadsCommitted(t *testing.T) {
+	_, kafkaAddr, amqpAddr := runningServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ch := mappingChannel(t, amqpAddr)
+	streamDeclare(t, ch, "txns", nil)
+	cl := kafkaClient(t, kafkaAddr, kgo.DefaultProduceTopic("txns"), kgo.TransactionalID("stream-txn"))
+	for _, commit := range []bool{false, true} {
+		if err := cl.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 2 {
+			v := fmt.Sprintf("aborted-%d", i)
+			if commit {
+				v = fmt.Sprintf("committed-%d", i)
+			}
+			if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte(v)}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := cl.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publishConfirmed(t, ctx, ch, "", "txns", amqp091.Publishing{Body: []byte("after")})
+	ds := streamConsumer(t, amqpAddr, "txns")
+	for _, want := range []string{"committed-0", "committed-1", "after"} {
+		if d := streamNext(t, ctx, ds); string(d.Body) != want {
+			t.Fatalf("delivery %q at offset %v, want %q", d.Body, d.Headers["x-stream-offset"], want)
+		}
+	}
+}
