@@ -45,6 +45,7 @@ type channel struct {
 	nextTag   uint64
 	unacked   unackedList
 	consumers map[string]*consumer
+	streams   map[string]*streamConsumer // consumers of stream queues (stream.go)
 	closed    bool
 	direct    *replyConsumer // the consumer of amq.rabbitmq.reply-to (replyto.go)
 }
@@ -241,6 +242,7 @@ func (ch *channel) teardown() {
 	ch.consumers = map[string]*consumer{}
 	ch.mu.Unlock()
 	ch.cancelReply()
+	ch.stopStreams()
 	ctx := context.Background()
 	for _, cs := range consumers {
 		if err := ch.c.b.CancelConsumer(ctx, cs.q, cs.bc); err != nil {
@@ -256,13 +258,14 @@ func (ch *channel) teardown() {
 		ch.tx = nil
 	}
 	ch.mu.Lock()
-	back = append(back, ch.unacked.takeAll()...)
+	back = append(back, creditStreams(ch.unacked.takeAll())...)
 	ch.mu.Unlock()
 	requeueByQueue(back)
 }
 
 // kickQueues asks the queues of the channel's consumers to deliver again.
 func (ch *channel) kickQueues() {
+	ch.kickStreams()
 	ch.mu.Lock()
 	qs := make([]*broker.Queue, 0, len(ch.consumers))
 	for _, cs := range ch.consumers {

@@ -24,7 +24,8 @@ func (ch *channel) consume(m *wire.BasicConsume) error {
 	}
 	ch.mu.Lock()
 	_, dup := ch.consumers[tag]
-	dup = dup || ch.direct != nil && ch.direct.tag == tag
+	_, dupStream := ch.streams[tag]
+	dup = dup || dupStream || ch.direct != nil && ch.direct.tag == tag
 	ch.mu.Unlock()
 	if dup {
 		return newCloseError(wire.ReplyNotAllowed, "attempt to reuse consumer tag '%s'", tag)
@@ -39,6 +40,11 @@ func (ch *channel) consume(m *wire.BasicConsume) error {
 			return newCloseError(wire.ReplyPreconditionFailed, "invalid arg 'x-priority' for consumer '%s': expected an integer", tag)
 		}
 		priority = p
+	}
+	if s, ok, err := ch.c.b.Stream(ch.c.vhost, ch.c.id, name); err != nil {
+		return err
+	} else if ok {
+		return ch.consumeStream(m, tag, s)
 	}
 	q, err := ch.c.b.Queue(ch.c.vhost, ch.c.id, name)
 	if err != nil {
@@ -111,6 +117,9 @@ func (ch *channel) cancel(m *wire.BasicCancel) error {
 		ch.cancelReply()
 		return ch.reply(m.NoWait, &wire.BasicCancelOk{ConsumerTag: m.ConsumerTag})
 	}
+	if ch.cancelStream(m.ConsumerTag) {
+		return ch.reply(m.NoWait, &wire.BasicCancelOk{ConsumerTag: m.ConsumerTag})
+	}
 	ch.mu.Lock()
 	cs, ok := ch.consumers[m.ConsumerTag]
 	delete(ch.consumers, m.ConsumerTag)
@@ -133,6 +142,11 @@ const getDurableWait = 5 * time.Second
 
 // get is basic.get: get-ok with the next message, or get-empty.
 func (ch *channel) get(m *wire.BasicGet) error {
+	if name, err := ch.queueName(m.Queue); err == nil {
+		if s, ok, _ := ch.c.b.Stream(ch.c.vhost, ch.c.id, name); ok {
+			return streamGetRefused(s)
+		}
+	}
 	q, err := ch.queue(m.Queue)
 	if err != nil {
 		return err

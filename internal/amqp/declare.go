@@ -71,7 +71,9 @@ func (ch *channel) queueDeclare(m *wire.QueueDeclare) error {
 	}
 	ch.lastQueue = info.Name
 	var messages, consumers int
-	if q, err := ch.c.b.Queue(ch.c.vhost, ch.c.id, info.Name); err == nil {
+	if s, ok, _ := ch.c.b.Stream(ch.c.vhost, ch.c.id, info.Name); ok {
+		messages, consumers = int(s.Messages()), s.Consumers()
+	} else if q, err := ch.c.b.Queue(ch.c.vhost, ch.c.id, info.Name); err == nil {
 		messages, consumers = q.Counts()
 	}
 	return ch.reply(m.NoWait, &wire.QueueDeclareOk{Queue: info.Name, MessageCount: uint32(messages), ConsumerCount: uint32(consumers)})

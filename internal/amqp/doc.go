@@ -18,7 +18,9 @@
 // ticker and a consumer timeout check (timeout.go). A channel in confirm mode has a confirmer that waits for
 // group-commit fsyncs. Queues deliver by calling a consumer's Deliver from
 // whatever goroutine made a message available (a publisher's reader, an
-// acking reader), with the queue's lock held.
+// acking reader), with the queue's lock held. A consumer of a stream queue
+// has a goroutine of its own (stream.go) that reads the stream's log and
+// delivers under the channel's mu only.
 //
 // # Invariants
 //
@@ -43,6 +45,12 @@
 //     (so nothing more is delivered to it) and then every unacknowledged
 //     delivery, including those settled in an uncommitted transaction, goes
 //     back to its queue in order.
+//   - A stream consumer has at most its prefetch count of deliveries
+//     unsettled: each delivery takes a unit of credit and any settlement of
+//     it (ack, nack, reject, with or without requeue) gives it back; stream
+//     deliveries are never requeued. Its goroutine ends on basic.cancel,
+//     channel or connection close, and the stream's deletion, and the
+//     canceller waits for it.
 //   - A direct reply goes only to the channel whose current reply consumer
 //     its routing key names, never before that consumer's consume-ok, and
 //     is never buffered: a requester that is gone, or whose flow is off or

@@ -77,6 +77,8 @@ func asCloseError(err error) *closeError {
 			return ce
 		case errors.Is(err, broker.ErrVhostNotFound):
 			return newCloseError(wire.ReplyNotAllowed, "%s", me.Text)
+		case errors.Is(err, broker.ErrNotImplemented):
+			return newCloseError(wire.ReplyNotImplemented, "%s", me.Text)
 		}
 	}
 	return newCloseError(wire.ReplyInternalError, "%v", err)

@@ -163,18 +163,18 @@ func (ch *channel) takeDeliveries(tag uint64, multiple bool) ([]unackedEntry, er
 	defer ch.mu.Unlock()
 	if multiple {
 		if tag == 0 {
-			return ch.unacked.takeAll(), nil
+			return creditStreams(ch.unacked.takeAll()), nil
 		}
 		if !ch.unacked.has(tag) {
 			return nil, newCloseError(wire.ReplyPreconditionFailed, "unknown delivery tag %d", tag)
 		}
-		return ch.unacked.takeUpTo(tag, nil), nil
+		return creditStreams(ch.unacked.takeUpTo(tag, nil)), nil
 	}
 	e, ok := ch.unacked.take(tag)
 	if !ok {
 		return nil, newCloseError(wire.ReplyPreconditionFailed, "unknown delivery tag %d", tag)
 	}
-	return []unackedEntry{e}, nil
+	return creditStreams([]unackedEntry{e}), nil
 }
 
 // afterSettle lets queues waiting on the channel's shared prefetch deliver
@@ -214,7 +214,7 @@ func (ch *channel) recover(requeue, reply bool) error {
 		return newCloseError(wire.ReplyNotImplemented, "requeue=false")
 	}
 	ch.mu.Lock()
-	ds := ch.unacked.takeAll()
+	ds := creditStreams(ch.unacked.takeAll())
 	ch.mu.Unlock()
 	requeueByQueue(ds)
 	if !reply {

@@ -23,6 +23,9 @@ type unackedEntry struct {
 	// -1 for ever (timeout.go).
 	timeout int64
 	live    bool
+	// stream is the consumer of a stream queue's delivery (d.Queue is
+	// nil): settling it gives that consumer credit (stream.go).
+	stream *streamConsumer
 }
 
 func newUnackedList() unackedList { return unackedList{} }
@@ -92,7 +95,9 @@ func (u *unackedList) restore(es []unackedEntry) {
 	all := append(u.takeAll(), es...)
 	sort.Slice(all, func(i, j int) bool { return all[i].tag < all[j].tag })
 	for _, e := range all {
-		u.add(e.tag, e.d, e.at, e.timeout)
+		e.live = true
+		u.items = append(u.items, e)
+		u.live++
 	}
 }
 

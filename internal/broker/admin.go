@@ -17,7 +17,7 @@ func (b *Broker) ValidateCreatePartitions(name string, total int32) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	ts, ok := b.state.Topic(name)
-	if !ok {
+	if !ok || hiddenTopic(name) {
 		return fmt.Errorf("%w: %q", ErrUnknownTopic, name)
 	}
 	if total <= ts.Partitions || total > maxPartitions {
@@ -46,7 +46,7 @@ func (b *Broker) UpdateTopicConfig(ctx context.Context, name string, validateOnl
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	ts, ok := b.state.Topic(name)
-	if !ok {
+	if !ok || hiddenTopic(name) {
 		return fmt.Errorf("%w: %q", ErrUnknownTopic, name)
 	}
 	if ts.Configs == nil {

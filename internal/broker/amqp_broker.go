@@ -132,11 +132,12 @@ func (b *Broker) commitAMQP(ctx context.Context, p *amqpPlan) error {
 	}
 	b.amqp.mu.Lock()
 	err = b.state.Apply(Command{AMQP: &AMQPChange{Steps: p.steps}})
-	gone := b.swapQueues(qc)
+	gone, goneStreams := b.swapQueues(qc)
 	goneX := b.swapDedup(dc)
 	b.amqp.mu.Unlock()
 	b.retireQueues(gone)
 	b.retireDedup(goneX, true)
+	b.retireStreams(ctx, goneStreams)
 	if err != nil {
 		return fmt.Errorf("applying an amqp change: %w", err)
 	}
@@ -400,16 +401,24 @@ func (b *Broker) DeclareQueue(ctx context.Context, vhost, connID string, spec Qu
 		}
 		return q.info(), false, nil
 	}
-	if _, err := checkNewQueue(vhost, name, durable, spec.Exclusive, spec.AutoDelete, args); err != nil {
+	typ, err := checkNewQueue(vhost, name, durable, spec.Exclusive, spec.AutoDelete, args)
+	if err != nil {
 		return QueueInfo{}, false, err
 	}
 	if err := b.checkQueueLimit(vh, vhost, name); err != nil {
 		return QueueInfo{}, false, err
 	}
+	undo := func() {}
+	if typ == QueueStream {
+		if undo, err = b.prepareStreamTopic(ctx, vhost, name, id, args); err != nil {
+			return QueueInfo{}, false, err
+		}
+	}
 	def := QueueDef{Vhost: vhost, Name: name, ID: id, Durable: durable, Owner: owner, AutoDelete: spec.AutoDelete, Arguments: args}
 	p := newAMQPPlan()
 	p.add(AMQPStep{DeclareQueue: &def}, durable)
 	if err := b.commitAMQP(ctx, p); err != nil {
+		undo()
 		return QueueInfo{}, false, err
 	}
 	return vh.queues[name].info(), true, nil
@@ -437,11 +446,18 @@ func (b *Broker) DeleteQueue(ctx context.Context, vhost, connID, name string, ch
 	var messages int
 	b.amqp.mu.RLock()
 	rt := b.queues.byID[q.def.ID]
+	s := b.queues.streams[q.def.ID]
 	b.amqp.mu.RUnlock()
 	if rt != nil {
 		n, consumers := rt.Counts()
 		messages = n
 		check.HasConsumers = check.HasConsumers || consumers > 0
+		check.HasMessages = check.HasMessages || n > 0
+	}
+	if s != nil {
+		n := s.Messages()
+		messages = int(n)
+		check.HasConsumers = check.HasConsumers || s.Consumers() > 0
 		check.HasMessages = check.HasMessages || n > 0
 	}
 	if check.IfUnused && check.HasConsumers {

@@ -59,6 +59,7 @@ var (
 	ErrAccessRefused      = errors.New("access refused")      // 403 ACCESS_REFUSED
 	ErrResourceLocked     = errors.New("resource locked")     // 405 RESOURCE_LOCKED
 	ErrPreconditionFailed = errors.New("precondition failed") // 406 PRECONDITION_FAILED
+	ErrNotImplemented     = errors.New("not implemented")     // 540 NOT_IMPLEMENTED
 	// ErrVhostNotFound is 530 NOT_ALLOWED when a connection opens an
 	// unknown vhost, and 404 for vhost operations.
 	ErrVhostNotFound = errors.New("vhost not found")
@@ -177,8 +178,9 @@ func (id *QueueID) UnmarshalText(b []byte) error {
 	return err
 }
 
-// QueueType is a queue's x-queue-type; it is recorded, and decides which
-// arguments the queue accepts, but all types behave alike for now.
+// QueueType is a queue's x-queue-type: it decides which arguments the
+// queue accepts; classic and quorum queues behave alike for now, a stream
+// queue is a log read by offset (stream.go).
 type QueueType string
 
 // The queue types.

@@ -164,6 +164,10 @@ func Open(opts Options) (*Broker, error) {
 		b.closeAll(false)
 		return nil, err
 	}
+	if err := b.reconcileStreams(context.Background()); err != nil {
+		b.closeAll(false)
+		return nil, err
+	}
 	b.openAlarms()
 	b.alarms.Start()
 	b.logRecovery(time.Since(opened))
@@ -393,10 +397,22 @@ func (b *Broker) CreateTopic(ctx context.Context, name string, partitions int32,
 	return b.info(ts), nil
 }
 
-// DeleteTopic deletes a topic and all of its data.
+// DeleteTopic deletes a topic and all of its data, and the stream queue
+// whose log it is, if any (stream.go).
 func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if hiddenTopic(name) {
+		return fmt.Errorf("%w: %q", ErrUnknownTopic, name)
+	}
+	if err := b.deleteTopicLocked(ctx, name); err != nil {
+		return err
+	}
+	return b.streamTopicDeleted(ctx, name)
+}
+
+// deleteTopicLocked deletes a topic and its data. Callers hold b.mu.
+func (b *Broker) deleteTopicLocked(ctx context.Context, name string) error {
 	ts, ok := b.state.Topic(name)
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrUnknownTopic, name)
@@ -432,7 +448,7 @@ func (b *Broker) CreatePartitions(ctx context.Context, name string, total int32)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	ts, ok := b.state.Topic(name)
-	if !ok {
+	if !ok || hiddenTopic(name) {
 		return fmt.Errorf("%w: %q", ErrUnknownTopic, name)
 	}
 	if total <= ts.Partitions || total > 1<<20 {
@@ -458,7 +474,7 @@ func (b *Broker) TopicByID(id TopicID) (string, bool) {
 	b.topicsMu.RLock()
 	defer b.topicsMu.RUnlock()
 	name, ok := b.byID[id]
-	return name, ok
+	return name, ok && !hiddenTopic(name)
 }
 
 // Topic describes one topic.
@@ -466,20 +482,23 @@ func (b *Broker) Topic(name string) (TopicInfo, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	ts, ok := b.state.Topic(name)
-	if !ok {
+	if !ok || hiddenTopic(name) {
 		return TopicInfo{}, false
 	}
 	return b.info(ts), true
 }
 
-// Topics describes every topic, sorted by name.
+// Topics describes every topic, sorted by name. The hidden logs of stream
+// queues (stream.go) are not topics to callers.
 func (b *Broker) Topics() []TopicInfo {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	all := b.state.Topics()
-	out := make([]TopicInfo, len(all))
-	for i, ts := range all {
-		out[i] = b.info(ts)
+	out := make([]TopicInfo, 0, len(all))
+	for _, ts := range all {
+		if !hiddenTopic(ts.Name) {
+			out = append(out, b.info(ts))
+		}
 	}
 	return out
 }
@@ -489,7 +508,7 @@ func (b *Broker) Partition(topic string, index int32) (*Partition, error) {
 	b.topicsMu.RLock()
 	defer b.topicsMu.RUnlock()
 	t, ok := b.topics[topic]
-	if !ok {
+	if !ok || hiddenTopic(topic) {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownTopic, topic)
 	}
 	if index < 0 || int(index) >= len(t.Partitions) {

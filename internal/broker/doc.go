@@ -54,6 +54,17 @@
 //     A queue publishes dead letters (queue_deadletter.go) only after
 //     releasing its own lock, never under it, so a dead letter may route
 //     back to the same queue.
+//   - A stream queue's log is a topic (stream.go): the topic of its name
+//     for a stream queue in vhost "/" whose name Kafka allows, else a
+//     hidden topic ("#stream.<queue id>") that the Broker's topic methods
+//     (Topic, Topics, Partition, DeleteTopic, configs, partitions) treat as
+//     unknown. The topic is created before the queue's declaration is
+//     logged and deleted after its deletion is; on open, a stream queue
+//     without its topic and a hidden topic without its queue are deleted.
+//     A message routed to a stream queue is appended as one record
+//     (RecordFromMessage); stream readers read only below the last stable
+//     offset (durable records, no open transaction), skip aborted
+//     transactions' records, and take no broker or queue lock.
 //   - A queue delivers its ready messages highest priority level first
 //     (queue_priority.go; one level without x-max-priority), in arrival
 //     order within a level, requeued ones first. With a single active
@@ -104,4 +115,8 @@
 // outside any Queue.mu, and it is never held while waiting for the disk. A transactional
 // id's lock (txn.go) comes before the producer id lock, a Partition.mu and
 // the group coordinator's lock.
+// A stream queue's appends and readers take Broker.topicsMu for reading
+// only to find the partitions of its topic, after the model's lock is
+// released; deleting a stream queue deletes its topic under Broker.mu,
+// after the model's lock is released.
 package broker

@@ -16,6 +16,8 @@ import (
 // model, so routing finds a queue's runtime under the same read lock.
 type queueRuntimes struct {
 	byID map[QueueID]*Queue
+	// streams holds the stream queues, which have no Queue (stream.go).
+	streams map[QueueID]*Stream
 }
 
 func (b *Broker) queueDir(id QueueID) string {
@@ -51,8 +53,9 @@ func (b *Broker) newQueueRuntime(info QueueInfo, clean bool) (*Queue, error) {
 // queueChanges lists what a plan does to queue runtimes: those to create
 // before it applies, those to remove after.
 type queueChanges struct {
-	created []*Queue
-	removed []QueueID
+	created        []*Queue
+	createdStreams []*Stream
+	removed        []QueueID
 }
 
 // prepareQueues creates the runtimes of the queues a plan declares and
@@ -63,6 +66,10 @@ func (b *Broker) prepareQueues(p *amqpPlan) (queueChanges, error) {
 		switch {
 		case st.DeclareQueue != nil:
 			d := st.DeclareQueue
+			if queueTypeOf(d.Arguments) == QueueStream {
+				qc.createdStreams = append(qc.createdStreams, b.newStream(d.Vhost, d.Name, d.ID))
+				continue
+			}
 			q, err := b.newQueueRuntime(QueueInfo{Vhost: d.Vhost, Name: d.Name, ID: d.ID, Durable: d.Durable, AutoDelete: d.AutoDelete, Arguments: d.Arguments}, true)
 			if err != nil {
 				for _, c := range qc.created {
@@ -87,18 +94,26 @@ func (b *Broker) prepareQueues(p *amqpPlan) (queueChanges, error) {
 
 // swapQueues installs and removes runtimes; callers hold amqpRuntime.mu
 // for writing. It returns the removed ones.
-func (b *Broker) swapQueues(qc queueChanges) []*Queue {
+func (b *Broker) swapQueues(qc queueChanges) ([]*Queue, []*Stream) {
 	for _, q := range qc.created {
 		b.queues.byID[q.ID] = q
 	}
+	for _, s := range qc.createdStreams {
+		b.queues.streams[s.ID] = s
+	}
 	var gone []*Queue
+	var goneStreams []*Stream
 	for _, id := range qc.removed {
 		if q, ok := b.queues.byID[id]; ok {
 			gone = append(gone, q)
 			delete(b.queues.byID, id)
 		}
+		if s, ok := b.queues.streams[id]; ok {
+			goneStreams = append(goneStreams, s)
+			delete(b.queues.streams, id)
+		}
 	}
-	return gone
+	return gone, goneStreams
 }
 
 // retireQueues deletes removed queues' data and tells their consumers.
@@ -124,6 +139,7 @@ func (b *Broker) retireQueues(gone []*Queue) {
 // clean-shutdown mark), every recovered message is flagged redelivered.
 func (b *Broker) openQueues() error {
 	b.queues.byID = map[QueueID]*Queue{}
+	b.queues.streams = map[QueueID]*Stream{}
 	dir := filepath.Join(b.opts.DataDir, "queues")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("creating %s: %w", dir, err)
@@ -138,6 +154,10 @@ func (b *Broker) openQueues() error {
 	known := map[string]bool{}
 	for _, vh := range b.state.amqp.vhosts {
 		for _, aq := range vh.queues {
+			if aq.typ == QueueStream {
+				b.queues.streams[aq.def.ID] = b.newStream(aq.def.Vhost, aq.def.Name, aq.def.ID)
+				continue
+			}
 			q, err := b.newQueueRuntime(aq.info(), clean)
 			if err != nil {
 				return err
@@ -166,6 +186,9 @@ func (b *Broker) closeQueues() error {
 	b.amqp.mu.Lock()
 	qs := b.queues.byID
 	b.queues.byID = map[QueueID]*Queue{}
+	for _, s := range b.queues.streams {
+		s.close()
+	}
 	b.amqp.mu.Unlock()
 	var errs []error
 	for _, q := range qs {
@@ -231,6 +254,9 @@ func (b *Broker) Queue(vhost, connID, name string) (*Queue, error) {
 	}
 	if err := checkExclusiveAccess(aq, connID, false); err != nil {
 		return nil, err
+	}
+	if aq.typ == QueueStream {
+		return nil, streamQueueRefused(vhost, name)
 	}
 	q, ok := b.queues.byID[aq.def.ID]
 	if !ok {
@@ -316,15 +342,17 @@ func (b *Broker) getPublishScratch() *publishScratch {
 
 func (b *Broker) putPublishScratch(sc *publishScratch) {
 	clear(sc.queues)
-	sc.refs, sc.queues, sc.batch = sc.refs[:0], sc.queues[:0], sc.batch[:0]
+	clear(sc.streams)
+	sc.refs, sc.queues, sc.streams, sc.batch = sc.refs[:0], sc.queues[:0], sc.streams[:0], sc.batch[:0]
 	b.publishPool.Put(sc)
 }
 
 // publishScratch is reused across publishes to avoid allocating.
 type publishScratch struct {
-	refs   []QueueRef
-	queues []*Queue
-	batch  []byte
+	refs    []QueueRef
+	queues  []*Queue
+	streams []*Stream
+	batch   []byte
 }
 
 // Publish routes a message from exchange in vhost with its routing keys
@@ -348,6 +376,8 @@ func (b *Broker) Publish(vhost, exchange string, keys []string, headers Table, m
 	for _, r := range refs {
 		if q, ok := b.queues.byID[r.ID]; ok {
 			sc.queues = append(sc.queues, q)
+		} else if s, ok := b.queues.streams[r.ID]; ok {
+			sc.streams = append(sc.streams, s)
 		}
 	}
 	var xw *dedupWindow
@@ -381,16 +411,32 @@ func (b *Broker) Enqueue(refs []QueueRef, msg *Message) (PublishResult, error) {
 	for _, r := range refs {
 		if q, ok := b.queues.byID[r.ID]; ok {
 			sc.queues = append(sc.queues, q)
+		} else if s, ok := b.queues.streams[r.ID]; ok {
+			sc.streams = append(sc.streams, s)
 		}
 	}
 	b.amqp.mu.RUnlock()
 	return b.enqueueAll(sc, msg)
 }
 
-// enqueueAll enqueues msg in sc.queues, storing it once encoded.
+// enqueueAll enqueues msg in sc.queues, storing it once encoded, and
+// appends it to the logs of sc.streams, persistent or not.
 func (b *Broker) enqueueAll(sc *publishScratch, msg *Message) (PublishResult, error) {
-	res := PublishResult{Routed: len(sc.queues)}
+	res := PublishResult{Routed: len(sc.queues) + len(sc.streams)}
 	var id messageID
+	for _, s := range sc.streams {
+		p, err := s.append(msg)
+		if errors.Is(err, ErrStreamClosed) || errors.Is(err, ErrLogClosed) {
+			continue // deleted meanwhile: dropped, as by a deleted queue
+		}
+		if errors.Is(err, ErrBatchTooLarge) {
+			return res, modelErr(ErrPreconditionFailed, "message of %d bytes is too large for the log of stream %s (its topic's max.message.bytes)", len(msg.Body), s)
+		}
+		if err != nil {
+			return res, fmt.Errorf("appending a message to %s: %w", s, err)
+		}
+		res.pending = append(res.pending, p)
+	}
 	for _, q := range sc.queues {
 		var admitted *dedupEntry
 		if q.dedup != nil {

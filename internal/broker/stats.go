@@ -34,11 +34,15 @@ type PartitionStats struct {
 	BytesOut      int64 // bytes of batches read since start
 }
 
-// PartitionStats returns every partition's stats, by topic and partition.
+// PartitionStats returns every partition's stats, by topic and partition;
+// the hidden logs of stream queues are not topics (stream.go).
 func (b *Broker) PartitionStats() []PartitionStats {
 	b.topicsMu.RLock()
 	var out []PartitionStats
 	for _, t := range b.topics {
+		if hiddenTopic(t.Name) {
+			continue // a stream queue's log: its traffic is in QueueStats
+		}
 		for _, p := range t.Partitions {
 			start, hw, _ := p.Offsets()
 			out = append(out, PartitionStats{
@@ -80,8 +84,15 @@ func (b *Broker) QueueStats() []QueueStats {
 	for _, q := range b.queues.byID {
 		qs = append(qs, q)
 	}
+	ss := make([]*Stream, 0, len(b.queues.streams))
+	for _, s := range b.queues.streams {
+		ss = append(ss, s)
+	}
 	b.amqp.mu.RUnlock()
-	out := make([]QueueStats, 0, len(qs))
+	out := make([]QueueStats, 0, len(qs)+len(ss))
+	for _, s := range ss {
+		out = append(out, s.queueStats())
+	}
 	for _, q := range qs {
 		q.mu.Lock()
 		st := QueueStats{Vhost: q.Vhost, Name: q.Name, Ready: q.readyLocked(), Unacked: q.unacked, Consumers: len(q.consumers)}
