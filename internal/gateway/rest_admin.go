@@ -268,6 +268,13 @@ func (a *restAPI) restQueueOf(q broker.QueueInfo) restQueue {
 	if out.Type == "" {
 		out.Type = string(broker.QueueClassic)
 	}
+	if q.Type == broker.QueueStream {
+		// A stream's messages are its log's records; nothing is unacked.
+		if st, ok, err := a.b.Stream(q.Vhost, q.Owner, q.Name); err == nil && ok {
+			out.Messages, out.Consumers = int(st.Messages()), st.Consumers()
+		}
+		return out
+	}
 	if rt, err := a.b.Queue(q.Vhost, q.Owner, q.Name); err == nil {
 		out.Messages, out.Consumers = rt.Counts()
 		out.MessagesUnacknowledged = rt.Unacked()

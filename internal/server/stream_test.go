@@ -5,6 +5,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -413,5 +414,36 @@ func TestStreamReadsCommitted(t *testing.T) {
 		if d := streamNext(t, ctx, ds); string(d.Body) != want {
 			t.Fatalf("delivery %q at offset %v, want %q", d.Body, d.Headers["x-stream-offset"], want)
 		}
+	}
+}
+
+// TestStreamCountsInAdminListings: REST lists a stream queue with its
+// records as messages and nothing unacknowledged.
+func TestStreamCountsInAdminListings(t *testing.T) {
+	httpAddr, _, amqpAddr := runningServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ch := mappingChannel(t, amqpAddr)
+	streamDeclare(t, ch, "counted", nil)
+	for _, body := range []string{"a", "b", "c"} {
+		publishConfirmed(t, ctx, ch, "", "counted", amqp091.Publishing{Body: []byte(body)})
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+httpAddr+"/api/v1/vhosts/%2F/queues/counted", nil)
+	req.SetBasicAuth("guest", "guest")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var q struct {
+		Type     string `json:"type"`
+		Messages int    `json:"messages"`
+		Unacked  int    `json:"messages_unacknowledged"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&q); err != nil {
+		t.Fatal(err)
+	}
+	if q.Type != "stream" || q.Messages != 3 || q.Unacked != 0 {
+		t.Fatalf("stream in the REST listing: %+v", q)
 	}
 }

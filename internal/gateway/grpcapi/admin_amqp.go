@@ -21,6 +21,13 @@ func (a *admin) queueInfo(info broker.QueueInfo) *wharfv1.QueueInfo {
 		Vhost: info.Vhost, Name: info.Name, Type: string(info.Type), Durable: info.Durable,
 		Exclusive: info.Exclusive, AutoDelete: info.AutoDelete, Arguments: structOf(info.Arguments),
 	}
+	if info.Type == broker.QueueStream {
+		// A stream's messages are its log's records; nothing is unacked.
+		if st, ok, err := a.b.Stream(info.Vhost, noConnection, info.Name); err == nil && ok {
+			out.Messages, out.Consumers, out.Unacked = ptr(st.Messages()), ptr(int64(st.Consumers())), ptr(int64(0))
+		}
+		return out
+	}
 	if q, err := a.b.Queue(info.Vhost, noConnection, info.Name); err == nil {
 		ready, consumers := q.Counts()
 		unacked := q.Unacked()
