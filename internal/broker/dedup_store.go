@@ -322,10 +322,18 @@ func (b *Broker) openDedup() error {
 			}
 		}
 	}
+	recovered := map[*Queue][]*queued{}
 	for _, q := range b.queues.byID {
 		if q.dedup != nil && q.dedup.store != nil {
 			known[dedupQueueDirName(q.ID)] = true
 		}
+		if len(q.recovered) > 0 {
+			recovered[q] = q.recovered
+		}
+		q.recovered = nil
+	}
+	if err := b.rememberExchangeIDs(recovered); err != nil { // dedup_recover.go
+		return err
 	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {

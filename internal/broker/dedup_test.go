@@ -447,3 +447,39 @@ func TestDedupFsyncFailureForgetsID(t *testing.T) {
 		t.Fatalf("queue holds %q, want [f g]", got)
 	}
 }
+
+// TestDedupRecoversIDsFromQueueLogs: a crash after a persistent message's
+// append is durable and before its id's record is leaves the message in
+// its queue and its id out of the window's log. On open the ids of the
+// recovered messages are remembered anyway, by the queue's window and by
+// the window of the exchange they were published to, and written to the
+// logs: a retry is a duplicate, also after a further restart.
+func TestDedupRecoversIDsFromQueueLogs(t *testing.T) {
+	dir := t.TempDir()
+	b := openTestBroker(t, dir)
+	mustDeclareQueue(t, b, DefaultVhost, "c1", QueueSpec{Name: "dq", Durable: true, Arguments: dtDedupArgs(100)})
+	mustDeclareExchange(t, b, DefaultVhost, ExchangeSpec{Name: "dx", Type: "fanout", Durable: true, Arguments: dtDedupArgs(100)})
+	mustDeclareQueue(t, b, DefaultVhost, "c1", QueueSpec{Name: "plain", Durable: true})
+	mustBindQueue(t, b, DefaultVhost, "dx", "plain", "", nil)
+	dtPublish(t, b, "", "dq", "q-id", true)
+	dtPublish(t, b, "dx", "", "x-id", true)
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The crash window: every id record lost, the messages kept.
+	if err := os.RemoveAll(filepath.Join(dir, dedupDirName)); err != nil {
+		t.Fatal(err)
+	}
+	for round := range 2 {
+		b = openTestBroker(t, dir)
+		dtPublish(t, b, "", "dq", "q-id", true)
+		qtCounts(t, qtQueue(t, b, "dq"), 1, 0) // the retry was not stored again
+		if res := dtPublish(t, b, "dx", "", "x-id", true); !res.Duplicate || res.Routed != 0 {
+			t.Fatalf("round %d: exchange publish of a recovered id: %+v, want a duplicate", round, res)
+		}
+		qtCounts(t, qtQueue(t, b, "plain"), 1, 0)
+		if err := b.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -87,7 +87,10 @@
 //     duplicates. The id of a message stored in a durable queue's log is
 //     written to the object's deduplication log only after that append
 //     is durable, and the publish's Wait (the confirm) returns only once
-//     the id is durable too. Windows are measured on Options.Now.
+//     the id is durable too. Windows are measured on Options.Now. On
+//     open, before anyone is served, the ids of the messages the durable
+//     queues recovered are added to their queue's and exchange's windows
+//     and written to their logs (dedup_recover.go).
 //   - A bridge rule (bridge.go) commits a partition's position, in the
 //     consumer group BridgeGroup(rule) of the offsets store, only after
 //     every record before it is durable in every durable queue it was

@@ -154,6 +154,10 @@ type Queue struct {
 	// queue accepted, nil unless x-message-deduplication. Set before the
 	// queue is published to, never changed.
 	dedup *dedupWindow
+	// recovered is what a durable queue recovered on open, kept until the
+	// exchanges' deduplication windows have looked at it
+	// (dedup_recover.go), then nil.
+	recovered []*queued
 }
 
 // newQueue builds a queue's delivery state; now is the clock its TTLs are

@@ -47,6 +47,11 @@ func (b *Broker) newQueueRuntime(info QueueInfo, clean bool) (*Queue, error) {
 		q.close(false)
 		return nil, err
 	}
+	if err := q.rememberQueueIDs(msgs); err != nil { // dedup_recover.go
+		q.close(false)
+		return nil, err
+	}
+	q.recovered = msgs // for the exchanges' windows (openDedup), then dropped
 	return q, nil
 }
 
