@@ -263,14 +263,7 @@ func TestSecondSIGTERMForcesExit(t *testing.T) {
 	}
 	p := startWharf(t, t.TempDir(), "--shutdown-timeout", "10m")
 	// Headers that never finish keep the HTTP listener draining.
-	holder, err := net.Dial("tcp", p.httpAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer holder.Close()
-	if _, err := holder.Write([]byte("GET /readyz HTTP/1.1\r\n")); err != nil {
-		t.Fatal(err)
-	}
+	holdHTTP(t, p.httpAddr)
 	p.signal(syscall.SIGTERM)
 	p.waitLog("signal received, shutting down")
 	p.signal(syscall.SIGTERM)
@@ -290,14 +283,7 @@ func TestSIGTERMShutdownTimeout(t *testing.T) {
 		t.Skip("spawns processes")
 	}
 	p := startWharf(t, t.TempDir(), "--shutdown-timeout", "1s")
-	holder, err := net.Dial("tcp", p.httpAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer holder.Close()
-	if _, err := holder.Write([]byte("GET /readyz HTTP/1.1\r\n")); err != nil {
-		t.Fatal(err)
-	}
+	holdHTTP(t, p.httpAddr)
 	p.signal(syscall.SIGTERM)
 	if code := p.wait(); code != 0 {
 		t.Fatalf("exit status %d, want 0:\n%s", code, p.log.String())
@@ -541,4 +527,22 @@ func wsDial(t *testing.T, ctx context.Context, httpAddr string) *websocket.Conn 
 		t.Fatalf("first websocket frame %q, %v; want the welcome", data, err)
 	}
 	return c
+}
+
+// holdHTTP opens a connection to the HTTP listener that keeps it draining
+// on shutdown: a request whose headers never end, on a connection the
+// server treats as new (net/http waits for new connections, and closes
+// idle ones at once). The pause lets the server accept it: a connection
+// still in the accept queue when the listener closes is just dropped.
+func holdHTTP(t *testing.T, addr string) {
+	t.Helper()
+	holder, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { holder.Close() })
+	if _, err := holder.Write([]byte("GET /readyz HTTP/1.1\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
 }
