@@ -244,7 +244,11 @@ func checkerProducer(ctx context.Context, addr string, id int, rng *rand.Rand) [
 		}
 		var err error
 		cl, err = kgo.NewClient(kgo.SeedBrokers(addr), kgo.TransactionalID(fmt.Sprintf("checker-%d", id)),
-			kgo.TransactionTimeout(5*time.Second), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(0))
+			kgo.TransactionTimeout(5*time.Second), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(0),
+			// A produce that cannot be delivered within this fails (the
+			// transaction is then aborted or its outcome unknown) instead
+			// of retrying forever: one run hung in ProduceSync after kills.
+			kgo.RecordDeliveryTimeout(20*time.Second))
 		if err != nil {
 			panic(err) // only invalid options fail here
 		}
