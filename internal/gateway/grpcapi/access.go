@@ -78,11 +78,3 @@ func allowBinding(a service.Access, user string, b *wharfv1.Binding) error {
 	}
 	return a.Queue(user, vhost, auth.Write, b.GetDestination())
 }
-
-// denied converts an access refusal for the call.
-func denied(err error) error {
-	if err == nil {
-		return nil
-	}
-	return toConnect(err)
-}

@@ -34,7 +34,7 @@ func (a *authInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 		}
 		defer release()
 		if err := allowUnary(a.access, user, req.Any()); err != nil {
-			return nil, denied(err)
+			return nil, toConnect(err)
 		}
 		return next(context.WithValue(ctx, userKey{}, user), req)
 	}

@@ -46,7 +46,7 @@ func (m *messaging) SubscribeQueue(ctx context.Context, stream *connect.BidiStre
 		return invalidf("the first message must be a subscribe")
 	}
 	if err := m.svc.Access().Queue(callUser(ctx), vhostOr(sub.GetVhost()), auth.Read, sub.GetQueue()); err != nil {
-		return denied(err)
+		return toConnect(err)
 	}
 	prefetch := int(sub.GetPrefetch())
 	switch {

@@ -28,7 +28,7 @@ func (m *messaging) SubscribeTopic(ctx context.Context, req *connect.Request[wha
 	msg := req.Msg
 	topic := msg.GetTopic()
 	if err := m.svc.Access().Topic(callUser(ctx), auth.Read, topic); err != nil {
-		return denied(err)
+		return toConnect(err)
 	}
 	total, err := m.svc.Partitions(topic)
 	if err != nil {
